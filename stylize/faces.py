@@ -1,0 +1,207 @@
+"""Find faces with MediaPipe and align each to a canonical crop.
+
+Detection uses the full-range model (small faces in big photos), tiled for very
+large photos; each face then gets 468 face-mesh landmarks from a crop around
+it. Five points (eye centres, nose tip, mouth corners) fix a similarity
+transform to ``TEMPLATE``, so every face is stylised at one consistent scale.
+When the mesh fails (strong profiles), the detector's keypoints stand in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+#: Side of the aligned face crop, in pixels.
+CROP_SIZE = 512
+#: Canonical positions in the crop: image-left eye, image-right eye, nose tip, mouth left, mouth right.
+TEMPLATE = np.array([[192, 224], [320, 224], [256, 296], [206, 352], [306, 352]], dtype=np.float32)
+#: Face-mesh indices: eye corners (averaged per eye), nose tip, mouth corners.
+MESH_EYES = ((33, 133), (362, 263))
+MESH_NOSE, MESH_MOUTH = 1, (61, 291)
+#: Photos are searched for faces at this long side; larger photos are also searched in tiles.
+DETECT_SIZE = 1280
+#: Detections without face-mesh landmarks are kept only above this score.
+MESHLESS_MIN_SCORE = 0.8
+
+
+@dataclass
+class Face:
+    """One face: its alignment to the crop template, and its outline (both in photo pixels)."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    score: float
+    points: np.ndarray  # (5, 2) template-ordered key points, or (4, 2) eyes/nose/mouth-centre fallback
+    oval: np.ndarray | None  # (N, 2) face-oval polygon from the mesh, None if the mesh failed
+
+    def transform(self, crop_size: int = CROP_SIZE) -> np.ndarray:
+        """2x3 similarity matrix mapping photo pixels to the aligned crop."""
+        scale = crop_size / CROP_SIZE
+        if len(self.points) == 5:
+            template = TEMPLATE
+        else:  # eyes, nose, mouth centre
+            template = np.vstack([TEMPLATE[:3], TEMPLATE[3:].mean(axis=0, keepdims=True)])
+        return similarity_transform(self.points, template * scale)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (C++ logging that Python cannot filter) for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation (Umeyama, no reflection) taking src to dst."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sigma, vt = np.linalg.svd(cov)
+    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+    rot = u @ sign @ vt
+    scale = (sigma * np.diag(sign)).sum() / max(s.var(0).sum(), 1e-12)
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = mu_d - matrix[:, :2] @ mu_s
+    return matrix
+
+
+def align_face(rgb: np.ndarray, face: Face, crop_size: int = CROP_SIZE) -> np.ndarray:
+    """The aligned crop (crop_size x crop_size RGB), edges reflected where the face meets the photo border."""
+    return cv2.warpAffine(rgb, face.transform(crop_size), (crop_size, crop_size), flags=cv2.INTER_AREA
+                          if _scale_of(face.transform(crop_size)) < 1 else cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _scale_of(matrix: np.ndarray) -> float:
+    return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+
+
+def _oval_order() -> list[int]:
+    """Walk MediaPipe's FACEMESH_FACE_OVAL edge set into one closed polygon."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
+
+    nxt = dict(FACEMESH_FACE_OVAL)
+    start = min(nxt)
+    order, node = [start], nxt[start]
+    while node != start and len(order) <= len(nxt):
+        order.append(node)
+        node = nxt[node]
+    return order
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class FaceFinder:
+    """MediaPipe detection + mesh. MediaPipe graphs are not thread-safe, so calls are serialised."""
+
+    def __init__(self, min_score: float = 0.5, max_faces: int = 20) -> None:
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with quiet_stderr():  # MediaPipe's C++ start-up logging is noise to a user
+            import mediapipe as mp
+
+            self.min_score, self.max_faces = min_score, max_faces
+            self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                       min_detection_confidence=min_score)
+            self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                         refine_landmarks=False, min_detection_confidence=0.3)
+            blank = np.zeros((64, 64, 3), np.uint8)
+            self._detector.process(blank)  # the graphs log once on their first frame
+            self._mesh.process(blank)
+        self._mesh_warmed = False
+        self._oval = _oval_order()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._detector.close()
+        self._mesh.close()
+
+    def find(self, rgb: np.ndarray) -> list[Face]:
+        with self._lock:
+            boxes = self._detect(rgb)
+            faces = [self._landmarks(rgb, box, score, keypoints) for box, score, keypoints in boxes]
+        # a weak detection that the mesh cannot confirm is more often a false positive than a profile
+        faces = [f for f in faces if f.oval is not None or f.score >= MESHLESS_MIN_SCORE]
+        return sorted(faces, key=lambda f: f.box[0])
+
+    def _detect_once(self, rgb: np.ndarray, offset: tuple[int, int], scale: float) -> list[tuple]:
+        result = self._detector.process(np.ascontiguousarray(rgb))
+        h, w = rgb.shape[:2]
+        found = []
+        for det in result.detections or []:
+            rel = det.location_data.relative_bounding_box
+            x0, y0 = rel.xmin * w, rel.ymin * h
+            box = tuple(v / scale for v in (x0 + offset[0], y0 + offset[1],
+                                            x0 + rel.width * w + offset[0], y0 + rel.height * h + offset[1]))
+            keypoints = np.array([[(k.x * w + offset[0]) / scale, (k.y * h + offset[1]) / scale]
+                                  for k in det.location_data.relative_keypoints[:4]], np.float32)
+            found.append((box, float(det.score[0]), keypoints))
+        return found
+
+    def _detect(self, rgb: np.ndarray) -> list[tuple]:
+        h, w = rgb.shape[:2]
+        scale = min(1.0, DETECT_SIZE / max(h, w))
+        small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+            if scale < 1 else rgb
+        found = self._detect_once(small, (0, 0), scale)
+        if scale < 0.5:  # big photo: also look for small faces in overlapping tiles at 2x the detail
+            tile_scale = min(1.0, 2 * scale)
+            big = cv2.resize(rgb, (round(w * tile_scale), round(h * tile_scale)), interpolation=cv2.INTER_AREA)
+            step = DETECT_SIZE * 3 // 4
+            for ty in range(0, max(1, big.shape[0] - DETECT_SIZE // 4), step):
+                for tx in range(0, max(1, big.shape[1] - DETECT_SIZE // 4), step):
+                    tile = big[ty:ty + DETECT_SIZE, tx:tx + DETECT_SIZE]
+                    found += self._detect_once(tile, (tx, ty), tile_scale)
+        found.sort(key=lambda f: -f[1])
+        kept: list[tuple] = []
+        for cand in found:  # non-maximum suppression
+            if all(_iou(cand[0], k[0]) < 0.3 for k in kept):
+                kept.append(cand)
+        return kept[: self.max_faces]
+
+    def _landmarks(self, rgb: np.ndarray, box: tuple, score: float, keypoints: np.ndarray) -> Face:
+        """Face mesh on a square crop around the detection (so small faces get enough pixels)."""
+        x0, y0, x1, y1 = box
+        cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, 2.0 * max(x1 - x0, y1 - y0)
+        size = 384
+        scale = size / side
+        to_crop = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]])
+        crop = cv2.warpAffine(rgb, to_crop, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)
+        if self._mesh_warmed:
+            result = self._mesh.process(crop)
+        else:
+            with quiet_stderr():  # it logs once on its first real face
+                result = self._mesh.process(crop)
+            self._mesh_warmed = True
+        if not result.multi_face_landmarks:
+            return Face(box=box, score=score, points=keypoints, oval=None)
+        lm = np.array([[p.x * size, p.y * size] for p in result.multi_face_landmarks[0].landmark], np.float64)
+        lm = (lm - to_crop[:, 2]) / scale  # back to photo pixels
+        eyes = [lm[list(pair)].mean(axis=0) for pair in MESH_EYES]
+        points = np.vstack([eyes[0], eyes[1], lm[MESH_NOSE], lm[MESH_MOUTH[0]], lm[MESH_MOUTH[1]]])
+        if np.linalg.norm(points[0] - keypoints[0]) > 0.5 * np.linalg.norm(keypoints[0] - keypoints[1]) + 4:
+            return Face(box=box, score=score, points=keypoints, oval=None)  # mesh latched onto another face
+        return Face(box=box, score=score, points=points.astype(np.float32), oval=lm[self._oval].astype(np.float32))

@@ -1,0 +1,229 @@
+"""Image I/O: any Pillow-readable file in, sRGB 8-bit out for the network; metadata kept; atomic saves.
+
+Loading applies EXIF orientation, converts grayscale / palette / CMYK / 16-bit /
+ICC-tagged images to sRGB 8-bit, and keeps alpha, EXIF and ICC aside so the
+saved result carries them back (orientation reset, since pixels are upright).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .errors import ImageTooLargeError, OutputError, UnreadableImageError
+
+#: Refuse images above this many pixels unless the caller raises the limit (decompression-bomb guard).
+DEFAULT_MAX_PIXELS = 100_000_000
+EXIF_ORIENTATION = 0x0112
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+
+@dataclass
+class Photo:
+    """An upright sRGB photo plus what must be restored on save."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8, C-contiguous
+    alpha: np.ndarray | None = None  # (H, W) uint8
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    source: Path | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, name: str) -> None:
+    if width <= 0 or height <= 0:
+        raise UnreadableImageError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"{name}: {width}x{height} = {width * height / 1e6:.1f} MP exceeds the limit of "
+                                 f"{max_pixels / 1e6:.0f} MP (raise it with max_pixels / --max-megapixels)")
+
+
+def srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """Convert an ICC-tagged image to sRGB; untagged or unreadable profiles are taken as sRGB."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
+        return image
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        dst = ImageCms.createProfile("sRGB")
+        mode = "RGBA" if image.mode in ("RGBA", "LA") else "RGB"
+        return ImageCms.profileToProfile(image, src, dst, outputMode=mode) or image
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+
+
+def _sixteen_bit_to_8(image: Image.Image) -> Image.Image:
+    """I;16 / I / F modes: scale the actual range to 0-255 rather than clipping."""
+    array = np.asarray(image, dtype=np.float64)
+    peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+    return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def from_pil(image: Image.Image, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS,
+             source: Path | None = None) -> Photo:
+    _check_pixels(image.width, image.height, max_pixels, name)
+    icc = image.info.get("icc_profile")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        upright = ImageOps.exif_transpose(image) or image
+    exif_bytes = None
+    exif = image.getexif()
+    if exif:
+        exif[EXIF_ORIENTATION] = 1  # the pixels are upright now
+        try:
+            exif_bytes = exif.tobytes()
+        except (ValueError, TypeError, OverflowError, struct.error):
+            exif_bytes = None
+    image = upright
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        image = _sixteen_bit_to_8(image)
+    image = _to_srgb(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "RGBa")
+    converted = image.convert("RGBA" if has_alpha else "RGB")
+    array = np.asarray(converted)
+    alpha = np.ascontiguousarray(array[..., 3]) if has_alpha else None
+    rgb = np.ascontiguousarray(array[..., :3])
+    # pixels are sRGB now, so a tagged input gets an sRGB tag back rather than its original profile
+    return Photo(rgb=rgb, alpha=alpha, exif=exif_bytes, icc_profile=srgb_profile() if icc else None, source=source)
+
+
+def from_array(array: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """HxW gray, HxWx3 RGB or HxWx4 RGBA; uint8, or float in [0, 1]."""
+    if not isinstance(array, np.ndarray) or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise UnreadableImageError(f"array must be HxW, HxWx3 or HxWx4, got shape {getattr(array, 'shape', None)}")
+    _check_pixels(array.shape[1], array.shape[0], max_pixels, "array")
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UnreadableImageError(f"array dtype must be uint8 or float in [0, 1], got {array.dtype}")
+        array = (np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    alpha = np.ascontiguousarray(array[..., 3]) if array.shape[2] == 4 else None
+    return Photo(rgb=np.ascontiguousarray(array[..., :3]), alpha=alpha)
+
+
+def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode a file; every failure becomes ``UnreadableImageError`` or ``ImageTooLargeError``."""
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UnreadableImageError(f"{path}: is a directory, not an image")
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableImageError(f"{path}: empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            previous = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces Pillow's
+            try:
+                with Image.open(path) as image:
+                    _check_pixels(image.width, image.height, max_pixels, str(path))
+                    image.load()
+                    return from_pil(image, str(path), max_pixels, source=path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except (UnreadableImageError, ImageTooLargeError):
+        raise
+    except UnidentifiedImageError:
+        raise UnreadableImageError(f"{path}: not an image Pillow can read") from None
+    except PermissionError:
+        raise UnreadableImageError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError,
+            MemoryError, struct.error, Image.DecompressionBombError, ZeroDivisionError) as exc:
+        raise UnreadableImageError(f"{path}: corrupt or truncated image ({exc.__class__.__name__}: {exc})") from None
+
+
+def to_photo(image: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    if isinstance(image, Image.Image):
+        try:
+            image.load()
+            return from_pil(image, "image", max_pixels)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise UnreadableImageError(f"image could not be decoded ({exc})") from None
+    if isinstance(image, np.ndarray):
+        return from_array(image, max_pixels)
+    if isinstance(image, (str, os.PathLike)):
+        return load_photo(image, max_pixels)
+    raise UnreadableImageError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    if alpha is not None:
+        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    return Image.fromarray(rgb, "RGB")
+
+
+FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+           ".bmp": "BMP"}
+
+
+def format_for(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"{path}: unsupported output extension {path.suffix!r} (use one of "
+                          f"{', '.join(sorted(FORMATS))})")
+    return fmt
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, exif: bytes | None = None,
+               icc_profile: bytes | None = None, input_path: Path | None = None) -> Path:
+    """Save atomically (temporary file in the same folder, then rename); never over the input."""
+    path = Path(path)
+    fmt = format_for(path)
+    if input_path is not None and same_file(input_path, path):
+        raise OutputError(f"{path}: output would overwrite the input; choose another path")
+    if not 1 <= quality <= 100:
+        raise OutputError(f"quality must be 1-100, got {quality}")
+    if fmt in ("JPEG", "BMP") and image.mode == "RGBA":
+        image = image.convert("RGB")  # these formats have no alpha
+    options: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        options["exif"] = exif
+    if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        options["icc_profile"] = icc_profile
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format=fmt, **options)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write output ({exc.strerror or exc})") from None
+    finally:
+        if tmp_name is not None and os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path

@@ -1,0 +1,54 @@
+"""User-facing options, kept free of heavy imports so the CLI starts instantly.
+
+Three high-resolution strategies, chosen explicitly (like an HD strategy):
+
+* ``resize``   -- stylise at the working size, then upsample with edge-aware detail
+                  transfer (a fast guided filter steered by the full-resolution photo).
+                  Fast, bounded memory, strokes at the working-size scale. The default.
+* ``tiled``    -- stylise at full resolution in overlapping tiles that all share the
+                  instance-norm statistics of one whole-image pass: no seams, no colour jumps.
+* ``original`` -- one full-resolution pass, no tiling (small photos; needs the most memory).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from .errors import StylizeError
+from .image_io import DEFAULT_MAX_PIXELS
+
+
+class HDStrategy(str, enum.Enum):
+    RESIZE = "resize"
+    TILED = "tiled"
+    ORIGINAL = "original"
+
+
+
+#: Default working size (long side, px): strokes read as the painting's, not as noise, at this scale.
+DEFAULT_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a user can set. ``strength`` 0 returns the photo; 1 is the full style."""
+
+    strength: float = 1.0
+    face_strength: float = 0.85
+    preserve_colors: bool = False
+    faces: bool = True
+    size: int = DEFAULT_SIZE
+    hd: HDStrategy = HDStrategy.RESIZE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def validated(self) -> "Options":
+        for name in ("strength", "face_strength"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise StylizeError(f"{name} must be between 0 and 1, got {value}")
+        if not 64 <= self.size <= 8192:
+            raise StylizeError(f"size must be between 64 and 8192 pixels, got {self.size}")
+        if self.max_pixels < 1:
+            raise StylizeError(f"max_pixels must be positive, got {self.max_pixels}")
+        return replace(self, hd=HDStrategy(self.hd))

@@ -1,0 +1,85 @@
+"""The one pipeline behind the CLI and the API: load -> detect -> stylise -> blend -> save."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .catalogue import Style
+from .image_io import Photo, save_image, to_pil
+from .inference import Engine, guided_upsample, resize_long_side
+from .options import HDStrategy, Options
+
+def mix(original: np.ndarray, stylised: np.ndarray, strength: float) -> np.ndarray:
+    if strength >= 1.0:
+        return stylised
+    if strength <= 0.0:
+        return original.copy()
+    return cv2.addWeighted(stylised, strength, original, 1.0 - strength, 0.0)
+
+
+def keep_colors(original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
+    """The style's luminance with the photo's chroma (YCrCb), so skin and sky keep their colours."""
+    out = cv2.cvtColor(original, cv2.COLOR_RGB2YCrCb)
+    out[..., 0] = cv2.cvtColor(stylised, cv2.COLOR_RGB2YCrCb)[..., 0]
+    return cv2.cvtColor(out, cv2.COLOR_YCrCb2RGB)
+
+
+class Pipeline:
+    """A loaded style (and face finder) ready to repaint photos; safe to share between threads."""
+
+    def __init__(self, style: Style, device: str = "auto") -> None:
+        from .network import load_weights
+
+        self.style = style
+        self.engine = Engine(load_weights(style.weights), device)
+        self._faces = None
+        self._faces_lock = threading.Lock()
+
+    def face_finder(self):  # noqa: ANN201 -- lazy, MediaPipe is slow to import
+        with self._faces_lock:
+            if self._faces is None:
+                from .faces import FaceFinder
+
+                self._faces = FaceFinder()
+            return self._faces
+
+    def run(self, photo: Photo, options: Options = Options()) -> np.ndarray:
+        """Stylise ``photo.rgb`` (uint8 RGB) and return the result at the photo's size."""
+        options = options.validated()
+        rgb = photo.rgb
+        if options.strength == 0.0:
+            return rgb.copy()
+        faces = self.face_finder().find(rgb) if options.faces else []
+        working = resize_long_side(rgb, options.size)
+        if options.hd is HDStrategy.TILED:
+            canvas, source = self.engine.stylize_tiled(rgb, stats_from=working), rgb
+        elif options.hd is HDStrategy.ORIGINAL:
+            canvas, source = self.engine.stylize(rgb), rgb
+        else:
+            canvas, source = self.engine.stylize(working), working
+        if faces:
+            from .blending import paste_face
+            from .faces import align_face
+
+            scale = source.shape[1] / rgb.shape[1]
+            for face in faces:
+                stylised_crop = self.engine.stylize(align_face(rgb, face))
+                paste_face(canvas, source, stylised_crop, face, scale, options.face_strength)
+        if canvas.shape != rgb.shape:
+            canvas = guided_upsample(canvas, rgb)
+        if options.preserve_colors:
+            canvas = keep_colors(rgb, canvas)
+        return mix(rgb, canvas, options.strength)
+
+    def run_to_file(self, photo: Photo, output: Path, options: Options = Options(), quality: int = 92) -> Path:
+        return save_result(photo, self.run(photo, options), output, quality)
+
+
+def save_result(photo: Photo, result: np.ndarray, output: Path, quality: int = 92) -> Path:
+    """Save with the photo's alpha, EXIF and colour profile restored."""
+    return save_image(to_pil(result, photo.alpha), output, quality=quality, exif=photo.exif,
+                      icc_profile=photo.icc_profile, input_path=photo.source)

@@ -1,0 +1,54 @@
+"""Training batches: random crops and flips of content photos, decoded in a worker process.
+
+Batch ``k`` depends only on (seed, k), so a resumed run sees exactly the
+batches the interrupted one would have.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+def list_content_images(content_dir: Path) -> list[Path]:
+    paths = sorted(p for p in content_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise FileNotFoundError(f"no images found in {content_dir}")
+    return paths
+
+
+def random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A size x size crop (after scaling the short side up to ``size`` if needed), randomly flipped."""
+    w, h = image.size
+    scale = size / min(w, h)
+    if scale > 1:
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        w, h = image.size
+    left, top = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
+    crop = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+class StepBatches(Dataset):
+    """Item ``k`` is the whole batch of training step ``k`` as a float tensor (B, 3, S, S) in [0, 1]."""
+
+    def __init__(self, paths: list[Path], size: int, batch: int, seed: int) -> None:
+        self.paths, self.size, self.batch, self.seed = paths, size, batch, seed
+
+    def __len__(self) -> int:
+        return 2**31 - 1
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, step])
+        picks = rng.integers(0, len(self.paths), self.batch)
+        crops = []
+        for index in picks:
+            with Image.open(self.paths[index]) as image:
+                crops.append(random_crop(image.convert("RGB"), self.size, rng))
+        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)

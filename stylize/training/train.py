@@ -1,0 +1,250 @@
+"""Train one style network with perceptual losses; checkpointed, resumable, bit-for-bit where the hardware allows.
+
+Checkpoints are safetensors (model, Adam state, step) plus a JSON config: no
+pickle. Batch k depends only on (seed, k), so ``resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from ..catalogue import NAME_PATTERN
+from ..errors import StylizeError
+from ..inference import cpu_has_bf16, resolve_device
+from ..network import Architecture, StyleNet, count_parameters, load_weights, save_weights
+from . import losses
+from .data import StepBatches, list_content_images
+from .lossnet import VGGFeatures, load_loss_net
+
+
+@dataclass
+class TrainConfig:
+    style_image: str
+    name: str
+    content_dir: str
+    steps: int = 700
+    size: int = 128
+    batch: int = 4
+    style_size: int = 384
+    style_weight: float = 5.0
+    content_weight: float = 1.0
+    color_weight: float = 1.0
+    tv_weight: float = 10.0
+    lr: float = 1e-3
+    widths: tuple[int, int, int] = (16, 32, 64)
+    res_blocks: int = 5
+    loss_net: str = "hed"
+    seed: int = 0
+    init: str | None = None
+    identity: bool = False
+    device: str = "auto"
+    run_dir: str = "runs"
+    weights_dir: str = "weights"
+    styles_dir: str = "styles"
+    checkpoint_every: int = 50
+    sample_every: int = 50
+    log_every: int = 10
+    workers: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.run_dir) / self.name
+
+
+def autocast_for(device: torch.device) -> torch.autocast | None:
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    if cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return None
+
+
+def load_rgb(path: Path, long_side: int | None = None) -> torch.Tensor:
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if long_side and max(image.size) != long_side:
+            scale = long_side / max(image.size)
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+
+
+def save_rgb(tensor: torch.Tensor, path: Path) -> None:
+    array = tensor[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(array).save(path, quality=92)
+
+
+class Objective:
+    """Weighted sum of content, style, colour and TV terms against one painting."""
+
+    def __init__(self, cfg: TrainConfig, lossnet: VGGFeatures, style: torch.Tensor) -> None:
+        self.cfg, self.lossnet = cfg, lossnet
+        with torch.no_grad():
+            feats = lossnet(style)
+            self.style_grams = {k: losses.gram(feats[k]) for k in losses.STYLE_LAYERS}
+            self.style_mean, self.style_cov = losses.color_stats(style)
+
+    def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            feats = self.lossnet(content)
+        return {k: feats[k] for k in losses.CONTENT_LAYERS}
+
+    def __call__(self, output: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        feats = self.lossnet(output)
+        parts = {
+            "content": sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS),
+            "style": sum(losses.relative_sq_error(losses.gram(feats[k]), self.style_grams[k].expand(
+                output.shape[0], -1, -1)) for k in losses.STYLE_LAYERS),
+            "color": losses.color_loss(output, self.style_mean, self.style_cov),
+            "tv": losses.total_variation(output),
+        }
+        weights = {"content": self.cfg.content_weight, "style": self.cfg.style_weight,
+                   "color": self.cfg.color_weight, "tv": self.cfg.tv_weight}
+        parts["total"] = sum(weights[k] * v for k, v in parts.items())
+        return parts
+
+
+def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for index, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    meta = {"step": str(step), "config": json.dumps(asdict(cfg))}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        step = int(handle.metadata()["step"])
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    opt_state = opt.state_dict()
+    opt_state["state"] = state
+    opt.load_state_dict(opt_state)
+    return step
+
+
+def sample_photo(paths: list[Path]) -> Path:
+    """A fixed photo with a face for progress samples (CelebA-HQ if present)."""
+    faces = [p for p in paths if p.name.startswith(("celebahq", "facerec", "vmhuman"))]
+    return (faces or paths)[0]
+
+
+def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None) -> Path:
+    """Run (or continue) training; returns the path of the written weights file."""
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    torch.manual_seed(cfg.seed)
+    if not NAME_PATTERN.match(cfg.name):
+        raise StylizeError(f"style name must be lower-case letters, digits, _ or -: {cfg.name!r}")
+    device = resolve_device(cfg.device)
+    out_dir = cfg.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = out_dir / "checkpoint.safetensors"
+
+    paths = list_content_images(Path(cfg.content_dir))
+    model = StyleNet(Architecture(cfg.widths, cfg.res_blocks))
+    if cfg.init:
+        model.load_state_dict(load_weights(Path(cfg.init)).state_dict())
+    model = model.to(device).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start = 0
+    if resume:
+        if not ckpt.is_file():
+            raise StylizeError(f"--resume: no checkpoint at {ckpt}")
+        start = load_checkpoint(ckpt, model, opt)
+        log(f"resumed {cfg.name} at step {start}")
+
+    objective = None
+    if not cfg.identity:
+        lossnet = load_loss_net(cfg.loss_net, tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS))))  # type: ignore[arg-type]
+        lossnet = lossnet.to(device).to(memory_format=torch.channels_last)
+        objective = Objective(cfg, lossnet, load_rgb(Path(cfg.style_image), cfg.style_size).to(device))
+    sample = load_rgb(sample_photo(paths), 384).to(device)
+
+    batches = DataLoader(StepBatches(paths, cfg.size, cfg.batch, cfg.seed), batch_size=None,
+                         sampler=range(start, cfg.steps), num_workers=cfg.workers,
+                         persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+    amp = autocast_for(device)
+    began, seconds_before = time.time(), float(json.loads((out_dir / "progress.json").read_text())["seconds"]
+                                              if resume and (out_dir / "progress.json").exists() else 0.0)
+    parts: dict[str, torch.Tensor] = {}
+    step = start
+    for step, content in enumerate(batches, start + 1):
+        content = content.to(device).contiguous(memory_format=torch.channels_last)
+        with amp if amp is not None else torch.autocast("cpu", enabled=False):
+            output = model(content)
+            if objective is None:
+                parts = {"total": (output.float() - content).abs().mean()}
+            else:
+                parts = objective(output, objective.content_targets(content))
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        opt.step()
+        elapsed = seconds_before + time.time() - began
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            rate = (time.time() - began) / max(1, step - start)
+            eta = rate * (cfg.steps - step)
+            log(f"step {step}/{cfg.steps} {rate:.2f}s/step eta {eta / 60:.1f}min "
+                + " ".join(f"{k}={v.item():.4f}" for k, v in parts.items()))
+        if step % cfg.sample_every == 0:
+            with torch.no_grad():
+                model.eval()
+                save_rgb(model(sample), out_dir / f"sample_{step:06d}.jpg")
+                model.train()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(ckpt, model, opt, step, cfg)
+            (out_dir / "progress.json").write_text(json.dumps({"step": step, "seconds": elapsed}))
+
+    final_losses = {k: round(float(v.item()), 6) for k, v in parts.items()}
+    seconds = seconds_before + time.time() - began
+    return export(cfg, model.eval(), step, seconds, final_losses, sample)
+
+
+def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_losses: dict[str, float],
+           sample: torch.Tensor) -> Path:
+    """Write weights/NAME.safetensors, merge the training record into styles/NAME.json, and a preview."""
+    weights = Path(cfg.weights_dir) / f"{cfg.name}.safetensors"
+    save_weights(model.cpu(), weights, {"style": cfg.name})
+    styles_dir = Path(cfg.styles_dir)
+    styles_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = styles_dir / f"{cfg.name}.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"name": cfg.name}
+    meta["architecture"] = {**model.arch.to_metadata(), "parameters": count_parameters(model)}
+    meta["training"] = {
+        "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("run_dir", "weights_dir", "styles_dir",
+                                                                        "device", "workers", "log_every")},
+        "style_image": Path(cfg.style_image).name,
+        "content_set": f"{Path(cfg.content_dir).name} ({len(list_content_images(Path(cfg.content_dir)))} photos)",
+        "loss_net": cfg.loss_net,
+        "steps": step,
+        "seconds": round(seconds, 1),
+        "final_losses": final_losses,
+        "torch": torch.__version__,
+    }
+    meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    with torch.no_grad():
+        save_rgb(model(sample.cpu()), styles_dir / f"{cfg.name}.jpg")
+    return weights

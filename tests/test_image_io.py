@@ -1,0 +1,151 @@
+"""Loading every kind of photo as upright sRGB 8-bit, and saving atomically without losing anything."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from stylize.errors import ImageTooLargeError, OutputError, UnreadableImageError
+from stylize.image_io import load_photo, save_image, to_photo
+
+
+def gradient(w: int = 64, h: int = 40) -> np.ndarray:
+    x = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None]
+    y = np.linspace(0, 255, h, dtype=np.uint8)[:, None, None]
+    return np.concatenate(np.broadcast_arrays(x + 0 * y, y + 0 * x, np.full((h, w, 1), 90, np.uint8)), axis=2)
+
+
+def test_exif_orientation_is_applied_and_reset(tmp_path: Path) -> None:
+    rgb = gradient()
+    image = Image.fromarray(rgb)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    exif[0x010F] = "TestCam"
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif.tobytes(), quality=98)
+    photo = load_photo(path)
+    assert photo.rgb.shape == (64, 40, 3)  # upright: width and height swapped
+    expected = np.rot90(rgb, k=-1)
+    assert np.abs(photo.rgb.astype(int) - expected.astype(int)).mean() < 3
+    out = save_image(Image.fromarray(photo.rgb), tmp_path / "out.jpg", exif=photo.exif)
+    saved = Image.open(out).getexif()
+    assert saved.get(0x0112) == 1 and saved.get(0x010F) == "TestCam"
+
+
+def test_alpha_is_kept_aside(tmp_path: Path) -> None:
+    rgba = np.dstack([gradient(), np.tile(np.arange(64, dtype=np.uint8)[None] * 4, (40, 1))])
+    path = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    photo = load_photo(path)
+    assert photo.rgb.shape == (40, 64, 3) and np.array_equal(photo.alpha, rgba[..., 3])
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "I;16", "LA", "1"])
+def test_modes_become_rgb8(tmp_path: Path, mode: str) -> None:
+    base = Image.fromarray(gradient())
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
+        path = tmp_path / "x.png"
+    elif mode == "CMYK":
+        image, path = base.convert("CMYK"), tmp_path / "x.jpg"
+    else:
+        image, path = base.convert(mode), tmp_path / "x.png"
+    image.save(path)
+    photo = load_photo(path)
+    assert photo.rgb.dtype == np.uint8 and photo.rgb.shape == (40, 64, 3)
+    if mode in ("L", "I;16"):
+        assert abs(int(photo.rgb[20, 63, 0]) - int(np.asarray(base.convert("L"))[20, 63])) <= 2
+
+
+def test_icc_tagged_image_is_converted_and_tagged_srgb(tmp_path: Path) -> None:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any non-sRGB profile
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "tagged.png"
+    Image.fromarray(gradient()).save(path, icc_profile=srgb)
+    photo = load_photo(path)
+    assert photo.icc_profile is not None
+    out = save_image(Image.fromarray(photo.rgb), tmp_path / "o.png", icc_profile=photo.icc_profile)
+    assert Image.open(out).info.get("icc_profile")
+    assert profile  # a LAB profile can be made; unreadable profiles fall back to sRGB without error
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "empty"),
+    (b"this is not an image at all", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "corrupt|not an image"),
+])
+def test_bad_files_are_unreadable_errors(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableImageError, match=reason):
+        load_photo(path)
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(gradient(256, 256)).save(buffer, "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[:600])
+    with pytest.raises(UnreadableImageError, match="cut.jpg"):
+        load_photo(path)
+
+
+def test_missing_and_directory_inputs(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableImageError, match="no such file"):
+        load_photo(tmp_path / "nope.jpg")
+    (tmp_path / "dir.jpg").mkdir()
+    with pytest.raises(UnreadableImageError, match="directory"):
+        load_photo(tmp_path / "dir.jpg")
+
+
+def test_pixel_limit_refuses_bombs_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.new("L", (3000, 3000)).save(path)  # 9 MP of zeros: tiny file, big image
+    with pytest.raises(ImageTooLargeError, match="9.0 MP"):
+        load_photo(path, max_pixels=4_000_000)
+    assert load_photo(path, max_pixels=10_000_000).size == (3000, 3000)
+
+
+def test_arrays_and_pil_images_are_accepted() -> None:
+    assert to_photo(np.zeros((5, 7), np.uint8)).rgb.shape == (5, 7, 3)
+    assert to_photo(np.ones((5, 7, 4), np.float32)).alpha is not None
+    assert to_photo(Image.new("RGB", (9, 4))).size == (9, 4)
+    with pytest.raises(UnreadableImageError):
+        to_photo(np.zeros((5, 7, 2)))
+    with pytest.raises(UnreadableImageError):
+        to_photo(12345)  # type: ignore[arg-type]
+
+
+def test_save_is_atomic_and_never_overwrites_input(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    Image.fromarray(gradient()).save(source)
+    before = source.read_bytes()
+    with pytest.raises(OutputError, match="overwrite the input"):
+        save_image(Image.fromarray(gradient()), source, input_path=source)
+    assert source.read_bytes() == before
+    out = save_image(Image.fromarray(gradient()), tmp_path / "sub" / "out.webp", quality=80)
+    assert Image.open(out).size == (64, 40)
+    assert [p.name for p in out.parent.iterdir()] == ["out.webp"]  # no temporary left behind
+    with pytest.raises(OutputError, match="extension"):
+        save_image(Image.fromarray(gradient()), tmp_path / "out.xyz")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_dir(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    with pytest.raises(OutputError, match="cannot write"):
+        save_image(Image.fromarray(gradient()), locked / "o.png")
+
+
+def test_output_under_a_file_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot write"):
+        save_image(Image.fromarray(gradient()), blocker / "o.png")
