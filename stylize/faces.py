@@ -1,7 +1,7 @@
 """Find faces with MediaPipe and align each to a canonical crop.
 
-Detection uses the full-range model (small faces in big photos), tiled for very
-large photos; each face then gets 468 face-mesh landmarks from a crop around
+Detection uses the full-range model, on the whole photo and on overlapping
+tiles (the model sees 192x192, so small faces in big photos need tiles); each face then gets 468 face-mesh landmarks from a crop around
 it. Five points (eye centres, nose tip, mouth corners) fix a similarity
 transform to ``TEMPLATE``, so every face is stylised at one consistent scale.
 When the mesh fails (strong profiles), the detector's keypoints stand in.
@@ -26,8 +26,8 @@ TEMPLATE = np.array([[192, 224], [320, 224], [256, 296], [206, 352], [306, 352]]
 #: Face-mesh indices: eye corners (averaged per eye), nose tip, mouth corners.
 MESH_EYES = ((33, 133), (362, 263))
 MESH_NOSE, MESH_MOUTH = 1, (61, 291)
-#: Photos are searched for faces at this long side; larger photos are also searched in tiles.
-DETECT_SIZE = 1280
+#: Regions are shown to the detector at this long side; photos above 1.5 tiles are also searched in tiles.
+DETECT_VIEW, DETECT_TILE = 640, 512
 #: Detections without face-mesh landmarks are kept only above this score.
 MESHLESS_MIN_SCORE = 0.8
 
@@ -146,34 +146,36 @@ class FaceFinder:
         faces = [f for f in faces if f.oval is not None or f.score >= MESHLESS_MIN_SCORE]
         return sorted(faces, key=lambda f: f.box[0])
 
-    def _detect_once(self, rgb: np.ndarray, offset: tuple[int, int], scale: float) -> list[tuple]:
-        result = self._detector.process(np.ascontiguousarray(rgb))
-        h, w = rgb.shape[:2]
+    def _detect_region(self, rgb: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> list[tuple]:
+        """Detect in one region, seen at DETECT_VIEW pixels (the model itself looks at 192x192)."""
+        region = rgb[y0:y1, x0:x1]
+        scale = min(1.0, DETECT_VIEW / max(region.shape[:2]))
+        if scale < 1:
+            region = cv2.resize(region, (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale))),
+                                interpolation=cv2.INTER_AREA)
+        result = self._detector.process(np.ascontiguousarray(region))
+        sy, sx = (y1 - y0) / region.shape[0], (x1 - x0) / region.shape[1]
+        h, w = region.shape[:2]
         found = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
-            x0, y0 = rel.xmin * w, rel.ymin * h
-            box = tuple(v / scale for v in (x0 + offset[0], y0 + offset[1],
-                                            x0 + rel.width * w + offset[0], y0 + rel.height * h + offset[1]))
-            keypoints = np.array([[(k.x * w + offset[0]) / scale, (k.y * h + offset[1]) / scale]
+            box = (x0 + rel.xmin * w * sx, y0 + rel.ymin * h * sy,
+                   x0 + (rel.xmin + rel.width) * w * sx, y0 + (rel.ymin + rel.height) * h * sy)
+            keypoints = np.array([[x0 + k.x * w * sx, y0 + k.y * h * sy]
                                   for k in det.location_data.relative_keypoints[:4]], np.float32)
             found.append((box, float(det.score[0]), keypoints))
         return found
 
     def _detect(self, rgb: np.ndarray) -> list[tuple]:
+        """The whole photo, then overlapping tiles (so faces down to ~3% of the photo's side are found)."""
         h, w = rgb.shape[:2]
-        scale = min(1.0, DETECT_SIZE / max(h, w))
-        small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
-            if scale < 1 else rgb
-        found = self._detect_once(small, (0, 0), scale)
-        if scale < 0.5:  # big photo: also look for small faces in overlapping tiles at 2x the detail
-            tile_scale = min(1.0, 2 * scale)
-            big = cv2.resize(rgb, (round(w * tile_scale), round(h * tile_scale)), interpolation=cv2.INTER_AREA)
-            step = DETECT_SIZE * 3 // 4
-            for ty in range(0, max(1, big.shape[0] - DETECT_SIZE // 4), step):
-                for tx in range(0, max(1, big.shape[1] - DETECT_SIZE // 4), step):
-                    tile = big[ty:ty + DETECT_SIZE, tx:tx + DETECT_SIZE]
-                    found += self._detect_once(tile, (tx, ty), tile_scale)
+        found = self._detect_region(rgb, 0, 0, w, h)
+        tile = max(DETECT_TILE, max(h, w) // 4)
+        if max(h, w) > 1.5 * tile:
+            step = tile * 3 // 4
+            for ty in range(0, max(1, h - tile // 4), step):
+                for tx in range(0, max(1, w - tile // 4), step):
+                    found += self._detect_region(rgb, tx, ty, min(w, tx + tile), min(h, ty + tile))
         found.sort(key=lambda f: -f[1])
         kept: list[tuple] = []
         for cand in found:  # non-maximum suppression

@@ -2,8 +2,8 @@
 
 Three high-resolution strategies, chosen explicitly (like an HD strategy):
 
-* ``resize``   -- stylise at the working size, then upsample with edge-aware detail
-                  transfer (a fast guided filter steered by the full-resolution photo).
+* ``resize``   -- stylise at the working size, then upsample edge-aware (a joint bilateral
+                  upsampling steered by the full-resolution photo).
                   Fast, bounded memory, strokes at the working-size scale. The default.
 * ``tiled``    -- stylise at full resolution in overlapping tiles that all share the
                   instance-norm statistics of one whole-image pass: no seams, no colour jumps.

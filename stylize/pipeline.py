@@ -10,7 +10,7 @@ import numpy as np
 
 from .catalogue import Style
 from .image_io import Photo, save_image, to_pil
-from .inference import Engine, guided_upsample, resize_long_side
+from .inference import Engine, joint_bilateral_upsample, resize_long_side
 from .options import HDStrategy, Options
 
 def mix(original: np.ndarray, stylised: np.ndarray, strength: float) -> np.ndarray:
@@ -70,7 +70,7 @@ class Pipeline:
                 stylised_crop = self.engine.stylize(align_face(rgb, face))
                 paste_face(canvas, source, stylised_crop, face, scale, options.face_strength)
         if canvas.shape != rgb.shape:
-            canvas = guided_upsample(canvas, rgb)
+            canvas = joint_bilateral_upsample(canvas, rgb)
         if options.preserve_colors:
             canvas = keep_colors(rgb, canvas)
         return mix(rgb, canvas, options.strength)

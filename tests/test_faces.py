@@ -1,0 +1,114 @@
+"""Real faces: MediaPipe finds them, alignment puts eyes level at the template, paste-back leaves no seam."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from stylize.blending import crop_mask, match_color_stats, paste_face, seam_score
+from stylize.faces import CROP_SIZE, TEMPLATE, FaceFinder, align_face, similarity_transform
+
+
+@pytest.fixture(scope="module")
+def finder() -> FaceFinder:
+    return FaceFinder()
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    src = TEMPLATE.astype(np.float64)
+    matrix = similarity_transform(src, src @ rot.T + shift)
+    assert np.allclose(matrix[:, :2], rot, atol=1e-9) and np.allclose(matrix[:, 2], shift, atol=1e-7)
+
+
+def test_astronaut_face_is_found_with_mesh(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    faces = finder.find(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    x0, y0, x1, y1 = face.box
+    assert 150 < (x0 + x1) / 2 < 300 and 60 < (y0 + y1) / 2 < 200  # her face, upper middle
+    assert face.oval is not None and len(face.oval) >= 30
+
+
+def test_aligned_crop_has_level_eyes_at_template(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    face = finder.find(astronaut)[0]
+    crop = align_face(astronaut, face)
+    assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
+    again = finder.find(crop)  # detect independently in the crop
+    assert len(again) == 1
+    eyes = again[0].points[:2]
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 0.03 * CROP_SIZE  # level
+    assert np.abs(eyes - TEMPLATE[:2]).max() < 0.04 * CROP_SIZE  # where the template puts them
+
+
+def test_several_faces_border_faces_and_none(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    pair = np.hstack([astronaut, astronaut[:, ::-1]])
+    assert len(finder.find(pair)) == 2
+    cut = astronaut[:, 205:]  # face cut by the left border
+    faces = finder.find(cut)
+    assert len(faces) == 1
+    crop = align_face(cut, faces[0])  # reflects past the border, no exception
+    assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
+    rng = np.random.default_rng(0)
+    assert finder.find(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)) == []
+    assert finder.find(np.full((300, 400, 3), 128, np.uint8)) == []
+
+
+def test_small_face_in_a_big_photo_is_found(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    canvas = np.full((3000, 4000, 3), 200, np.uint8)
+    small = cv2.resize(astronaut, (384, 384), interpolation=cv2.INTER_AREA)  # face about 80 px: 2% of the width
+    canvas[2500:2884, 3500:3884] = small
+    faces = finder.find(canvas)
+    assert len(faces) == 1 and faces[0].box[0] > 3500
+
+
+def test_rotated_face_aligns_upright(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    rot = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((225, 120), 25, 1.0), (512, 512),
+                         borderMode=cv2.BORDER_REFLECT)
+    faces = finder.find(rot)
+    assert faces
+    crop = align_face(rot, faces[0])
+    eyes = finder.find(crop)[0].points[:2]
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 0.03 * CROP_SIZE
+
+
+def test_paste_back_leaves_no_seam(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    """A colour-shifted 'stylised' crop pasted back: our blend's border is seamless, a naive box is not."""
+    face = finder.find(astronaut)[0]
+    crop = align_face(astronaut, face)
+    shifted = np.clip(crop.astype(int) + [60, -30, 20], 0, 255).astype(np.uint8)  # a differently coloured face
+    canvas = astronaut.copy()
+    paste_face(canvas, astronaut, shifted, face, scale=1.0)
+    matrix = face.transform()
+    mask = cv2.warpAffine(crop_mask(face), matrix, (512, 512), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    ours = seam_score(canvas, mask)
+    naive = astronaut.copy()
+    box = cv2.warpAffine(np.ones((CROP_SIZE, CROP_SIZE), np.float32), matrix, (512, 512),
+                         flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    back = cv2.warpAffine(shifted, matrix, (512, 512), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    naive[box > 0.5] = back[box > 0.5]
+    assert ours < 1.3, ours
+    assert seam_score(naive, box) > 2 * ours
+
+
+def test_face_strength_zero_keeps_the_original_face(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    face = finder.find(astronaut)[0]
+    canvas = np.zeros_like(astronaut)
+    paste_face(canvas, astronaut, np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8), face, 1.0, face_strength=0.0)
+    centre = tuple(int(v) for v in face.points[2])  # nose tip: deep inside the mask
+    assert np.abs(canvas[centre[1], centre[0]].astype(int) - astronaut[centre[1], centre[0]]).max() <= 2
+
+
+def test_match_color_stats_moves_means() -> None:
+    rng = np.random.default_rng(1)
+    src = rng.integers(0, 100, (50, 50, 3), dtype=np.uint8)
+    ref = rng.integers(120, 250, (50, 50, 3), dtype=np.uint8)
+    out = match_color_stats(src, ref, np.ones((50, 50), np.float32))
+    assert np.abs(out.mean((0, 1)) - ref.mean((0, 1))).max() < 8
+
+
+def test_seam_score_needs_a_border() -> None:
+    with pytest.raises(ValueError):
+        seam_score(np.zeros((20, 20, 3), np.uint8), np.zeros((20, 20), np.float32))

@@ -1,0 +1,147 @@
+"""The pipeline through the public API: controls, HD strategies, alpha, threads, and its errors."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylize
+from conftest import TEST_STYLE
+
+
+@pytest.fixture()
+def painter(catalogue: Path) -> stylize.Stylizer:
+    return stylize.Stylizer(TEST_STYLE, device="cpu")
+
+
+def test_list_styles_reads_the_catalogue(catalogue: Path) -> None:
+    styles = stylize.list_styles()
+    assert [s.name for s in styles] == [TEST_STYLE]
+    assert styles[0].title == "Random test style"
+
+
+def test_stylised_output_differs_and_keeps_size(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    out = painter(astronaut)
+    assert isinstance(out, Image.Image) and out.size == (512, 512) and out.mode == "RGB"
+    assert np.abs(np.asarray(out, np.int16) - astronaut).mean() > 10
+
+
+def test_strength_zero_returns_the_input(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    assert np.array_equal(np.asarray(painter(astronaut, strength=0.0)), astronaut)
+
+
+def test_strength_mixes_linearly(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    full = np.asarray(painter(astronaut, faces=False), np.float64)
+    half = np.asarray(painter(astronaut, faces=False, strength=0.5), np.float64)
+    assert np.abs(half - (full + astronaut) / 2).max() <= 1.5
+
+
+def test_preserve_colors_keeps_the_photo_chroma(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    out = np.asarray(painter(astronaut, preserve_colors=True, faces=False))
+    chroma = lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(int)  # noqa: E731
+    luma = lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 0].astype(int)  # noqa: E731
+    plain = np.asarray(painter(astronaut, faces=False))
+    assert np.abs(chroma(out) - chroma(astronaut)).mean() < 3
+    assert np.abs(luma(out) - luma(plain)).mean() < 3
+
+
+def test_faces_change_only_the_face_region(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    with_faces = np.asarray(painter(astronaut), np.int16)
+    without = np.asarray(painter(astronaut, faces=False), np.int16)
+    diff = np.abs(with_faces - without).max(axis=2)
+    assert diff[60:180, 170:280].mean() > 5  # her face was re-stylised
+    assert diff[400:, :].max() == 0 and diff[:, :100].max() == 0  # far away, untouched
+
+
+@pytest.mark.parametrize("hd", ["resize", "tiled", "original"])
+def test_hd_strategies_give_full_size_output(painter: stylize.Stylizer, astronaut: np.ndarray, hd: str) -> None:
+    big = cv2.resize(astronaut, (900, 700))
+    out = painter(big, size=256, hd=hd, faces=False)
+    assert out.size == (900, 700)
+    assert np.abs(np.asarray(out, np.int16) - big).mean() > 10
+
+
+def test_resize_strategy_puts_edges_where_the_photo_has_them(painter: stylize.Stylizer,
+                                                              astronaut: np.ndarray) -> None:
+    guided = np.asarray(painter(astronaut, size=128, faces=False, hd="resize"))
+    small = np.asarray(painter(cv2.resize(astronaut, (128, 128), interpolation=cv2.INTER_AREA), faces=False))
+    plain = cv2.resize(small, (512, 512), interpolation=cv2.INTER_LINEAR)
+
+    def edges(rgb: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1)).ravel()
+
+    photo_edges = edges(astronaut)
+    assert np.corrcoef(edges(guided), photo_edges)[0, 1] > np.corrcoef(edges(plain), photo_edges)[0, 1] + 0.05
+
+
+def test_alpha_comes_back(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    alpha = np.zeros((512, 512), np.uint8)
+    alpha[100:400, 100:400] = 255
+    out = painter(np.dstack([astronaut, alpha]), faces=False)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], alpha)
+
+
+def test_bad_options_and_styles_are_stylize_errors(painter: stylize.Stylizer, astronaut: np.ndarray,
+                                                    catalogue: Path) -> None:
+    with pytest.raises(stylize.StylizeError, match="strength"):
+        painter(astronaut, strength=1.5)
+    with pytest.raises(stylize.StylizeError):
+        painter(astronaut, hd="sideways")
+    with pytest.raises(stylize.UnknownStyleError, match=TEST_STYLE):  # the message lists the valid styles
+        stylize.Stylizer("no_such_style")
+    for hostile in ("../../etc/passwd", "/etc/passwd", "..", "a/b", ""):
+        with pytest.raises(stylize.UnknownStyleError):
+            stylize.Stylizer(hostile)
+    with pytest.raises(stylize.DeviceError):
+        stylize.Stylizer(TEST_STYLE, device="tpu")
+
+
+def test_one_shot_equals_stylizer(painter: stylize.Stylizer, astronaut: np.ndarray, catalogue: Path) -> None:
+    once = stylize.stylize(astronaut, TEST_STYLE, device="cpu", faces=False)
+    assert np.array_equal(np.asarray(once), np.asarray(painter(astronaut, faces=False)))
+
+
+def test_threads_share_one_stylizer(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    inputs = [astronaut, astronaut[:, ::-1].copy(), astronaut[::-1].copy()]
+    expected = [np.asarray(painter(x)) for x in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def work(index: int) -> None:
+        results[index] = np.asarray(painter(inputs[index % 3]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for index, result in results.items():
+        assert np.array_equal(result, expected[index % 3])
+    assert len(results) == 6
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu(catalogue: Path, astronaut: np.ndarray) -> None:
+    cpu = np.asarray(stylize.stylize(astronaut, TEST_STYLE, device="cpu", faces=False), np.float64)
+    gpu = np.asarray(stylize.stylize(astronaut, TEST_STYLE, device="cuda", faces=False), np.float64)
+    mse = np.mean((cpu - gpu) ** 2)
+    assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 30  # fp16 on the GPU vs fp32 on the CPU
+
+
+def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from stylize.inference import default_dtype, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(stylize.DeviceError, match="CUDA is not available"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    assert default_dtype(torch.device("cuda")) == torch.float16
