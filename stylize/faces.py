@@ -1,8 +1,8 @@
 """Find faces with MediaPipe and align each to a canonical crop.
 
 Detection uses the full-range model, on the whole photo and on overlapping
-tiles (the model sees 192x192, so small faces in big photos need tiles); each face then gets 468 face-mesh landmarks from a crop around
-it. Five points (eye centres, nose tip, mouth corners) fix a similarity
+tiles (the model sees 192x192, so small faces in big photos need tiles); each
+face then gets 468 face-mesh landmarks from a crop around it. Five points (eye centres, nose tip, mouth corners) fix a similarity
 transform to ``TEMPLATE``, so every face is stylised at one consistent scale.
 When the mesh fails (strong profiles), the detector's keypoints stand in.
 """
@@ -151,8 +151,8 @@ class FaceFinder:
         region = rgb[y0:y1, x0:x1]
         scale = min(1.0, DETECT_VIEW / max(region.shape[:2]))
         if scale < 1:
-            region = cv2.resize(region, (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale))),
-                                interpolation=cv2.INTER_AREA)
+            size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
         result = self._detector.process(np.ascontiguousarray(region))
         sy, sx = (y1 - y0) / region.shape[0], (x1 - x0) / region.shape[1]
         h, w = region.shape[:2]

@@ -108,7 +108,8 @@ def from_pil(image: Image.Image, name: str = "image", max_pixels: int = DEFAULT_
 
 def from_array(array: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     """HxW gray, HxWx3 RGB or HxWx4 RGBA; uint8, or float in [0, 1]."""
-    if not isinstance(array, np.ndarray) or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+    shape_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))
+    if not shape_ok:
         raise UnreadableImageError(f"array must be HxW, HxWx3 or HxWx4, got shape {getattr(array, 'shape', None)}")
     _check_pixels(array.shape[1], array.shape[0], max_pixels, "array")
     if array.dtype != np.uint8:

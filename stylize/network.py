@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from .errors import BadWeightsError
 
 FORMAT_VERSION = "1"
+ARCH_NAME = "johnson2016-in-upsample-sigmoid"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Architecture:
     def to_metadata(self) -> dict[str, str]:
         return {
             "format_version": FORMAT_VERSION,
-            "arch": "johnson2016-in-upsample",
+            "arch": ARCH_NAME,
             "widths": ",".join(map(str, self.widths)),
             "res_blocks": str(self.res_blocks),
         }
@@ -47,6 +48,8 @@ class Architecture:
         try:
             if meta.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format_version {meta.get('format_version')!r}")
+            if meta.get("arch") != ARCH_NAME:
+                raise ValueError(f"architecture {meta.get('arch')!r}, expected {ARCH_NAME!r}")
             widths = tuple(int(w) for w in meta["widths"].split(","))
             res_blocks = int(meta["res_blocks"])
             if len(widths) != 3 or not all(1 <= w <= 1024 for w in widths) or not 0 <= res_blocks <= 32:
@@ -104,7 +107,11 @@ class ResidualBlock(nn.Module):
 
 
 class StyleNet(nn.Module):
-    """Image transformation network: RGB in [0, 1] -> stylised RGB (about [0, 1], clamp at use)."""
+    """Image transformation network: RGB in [0, 1] -> stylised RGB in (0, 1).
+
+    The output is squashed with a sigmoid (Johnson et al. used a scaled tanh): an
+    unbounded output let the colour and Gram losses explode mid-training.
+    """
 
     #: Input sides must be multiples of this for the output to have the input's size.
     downsampling = 4
@@ -122,7 +129,7 @@ class StyleNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.residuals(self.encoder(x)))
+        return torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
 
     def norms(self) -> Iterator[SharedStatsInstanceNorm]:
         return (m for m in self.modules() if isinstance(m, SharedStatsInstanceNorm))

@@ -128,6 +128,14 @@ def test_batch_without_photos_is_an_error(catalogue: Path, tmp_path: Path) -> No
     assert result.exit_code == 2 and "no photos" in result.output
 
 
+def test_batch_into_its_own_folder_needs_a_suffix(catalogue: Path, tmp_path: Path, astronaut: np.ndarray) -> None:
+    Image.fromarray(astronaut).save(tmp_path / "a.jpg")
+    before = (tmp_path / "a.jpg").read_bytes()
+    result = run("batch", tmp_path, tmp_path, "-s", TEST_STYLE)
+    assert result.exit_code == 2 and "overwrite" in result.output
+    assert (tmp_path / "a.jpg").read_bytes() == before
+
+
 def test_styles_and_preview(catalogue: Path, portrait_file: Path, tmp_path: Path) -> None:
     listing = run("styles")
     assert listing.exit_code == 0 and TEST_STYLE in listing.output

@@ -40,8 +40,10 @@ class TrainConfig:
     style_weight: float = 5.0
     content_weight: float = 1.0
     color_weight: float = 1.0
-    tv_weight: float = 10.0
+    structure_weight: float = 2.0
+    tv_weight: float = 50.0
     lr: float = 1e-3
+    clip_grad: float = 1.0
     widths: tuple[int, int, int] = (16, 32, 64)
     res_blocks: int = 5
     loss_net: str = "hed"
@@ -95,24 +97,38 @@ class Objective:
             self.style_grams = {k: losses.gram(feats[k]) for k in losses.STYLE_LAYERS}
             self.style_mean, self.style_cov = losses.color_stats(style)
 
-    def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, output: torch.Tensor, photo: torch.Tensor, shift: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """``shift`` crops output and photo alike before the loss network (see ``jitter``)."""
+        dy, dx = shift
+        h, w = output.shape[2] - JITTER, output.shape[3] - JITTER
         with torch.no_grad():
-            feats = self.lossnet(content)
-        return {k: feats[k] for k in losses.CONTENT_LAYERS}
-
-    def __call__(self, output: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        feats = self.lossnet(output)
+            targets = self.lossnet(photo[..., dy:dy + h, dx:dx + w])
+        feats = self.lossnet(output[..., dy:dy + h, dx:dx + w])
+        b = output.shape[0]
         parts = {
             "content": sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS),
-            "style": sum(losses.relative_sq_error(losses.gram(feats[k]), self.style_grams[k].expand(
-                output.shape[0], -1, -1)) for k in losses.STYLE_LAYERS),
+            "style": sum(losses.relative_sq_error(losses.gram(feats[k]), self.style_grams[k].expand(b, -1, -1))
+                         for k in losses.STYLE_LAYERS),
             "color": losses.color_loss(output, self.style_mean, self.style_cov),
+            "structure": losses.luminance_structure(output, photo),
             "tv": losses.total_variation(output),
         }
         weights = {"content": self.cfg.content_weight, "style": self.cfg.style_weight,
-                   "color": self.cfg.color_weight, "tv": self.cfg.tv_weight}
+                   "color": self.cfg.color_weight, "structure": self.cfg.structure_weight,
+                   "tv": self.cfg.tv_weight}
         parts["total"] = sum(weights[k] * v for k, v in parts.items())
         return parts
+
+
+#: Output and photo are cropped by the same random 0..JITTER-1 pixel offset before the loss network, so the
+#: network cannot exploit the fixed alignment of VGG's stride-2 pooling with its own 4-pixel upsampling grid
+#: (without it, runs painted a regular cross-hatch grid over everything).
+JITTER = 8
+
+
+def jitter(seed: int, step: int) -> tuple[int, int]:
+    rng = np.random.default_rng([seed, step, 1])
+    return int(rng.integers(0, JITTER)), int(rng.integers(0, JITTER))
 
 
 def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> None:
@@ -178,7 +194,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
 
     objective = None
     if not cfg.identity:
-        lossnet = load_loss_net(cfg.loss_net, tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS))))  # type: ignore[arg-type]
+        layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
+        lossnet = load_loss_net(cfg.loss_net, layers)  # type: ignore[arg-type]
         lossnet = lossnet.to(device).to(memory_format=torch.channels_last)
         objective = Objective(cfg, lossnet, load_rgb(Path(cfg.style_image), cfg.style_size).to(device))
     sample = load_rgb(sample_photo(paths), 384).to(device)
@@ -198,9 +215,11 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             if objective is None:
                 parts = {"total": (output.float() - content).abs().mean()}
             else:
-                parts = objective(output, objective.content_targets(content))
+                parts = objective(output, content, jitter(cfg.seed, step))
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
+        # Adam adapts to the gradient scale, so clipping only damps sudden spikes (which once diverged a run)
+        parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         opt.step()
         elapsed = seconds_before + time.time() - began
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -238,6 +257,8 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         "style_image": Path(cfg.style_image).name,
         "content_set": f"{Path(cfg.content_dir).name} ({len(list_content_images(Path(cfg.content_dir)))} photos)",
         "loss_net": cfg.loss_net,
+        "content_layers": list(losses.CONTENT_LAYERS),
+        "style_layers": list(losses.STYLE_LAYERS),
         "steps": step,
         "seconds": round(seconds, 1),
         "final_losses": final_losses,
