@@ -47,6 +47,7 @@ def main() -> None:
     import stylize
     from stylize.blending import crop_mask, seam_score
     from stylize.image_io import load_photo
+    from stylize.pipeline import shared_face_finder
 
     painter = stylize.Stylizer(args.style, device=args.device)
     engine = painter.pipeline.engine
@@ -65,7 +66,7 @@ def main() -> None:
                     runs.append(time.perf_counter() - began)
                 timings[faces] = runs
             photo = load_photo(src)
-            faces = painter.pipeline.face_finder().find(photo.rgb)
+            faces = shared_face_finder().find(photo.rgb)
             result = np.asarray(painter(photo.rgb))
             seams = []
             for face in faces:

@@ -179,6 +179,7 @@ def save_weights(model: StyleNet, path: Path, extra_metadata: dict[str, str] | N
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    tmp.chmod(0o644)
     tmp.replace(path)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -12,6 +14,25 @@ from .catalogue import Style
 from .image_io import Photo, save_image, to_pil
 from .inference import Engine, joint_bilateral_upsample, resize_long_side
 from .options import HDStrategy, Options
+
+if TYPE_CHECKING:
+    from .faces import FaceFinder
+
+_FACE_FINDER_LOCK = threading.Lock()
+
+
+def shared_face_finder() -> "FaceFinder":
+    """One MediaPipe face finder per process, shared by every style (it takes seconds to start)."""
+    with _FACE_FINDER_LOCK:
+        return _face_finder()
+
+
+@functools.lru_cache(maxsize=1)
+def _face_finder() -> "FaceFinder":
+    from .faces import FaceFinder
+
+    return FaceFinder()
+
 
 def mix(original: np.ndarray, stylised: np.ndarray, strength: float) -> np.ndarray:
     if strength >= 1.0:
@@ -29,23 +50,13 @@ def keep_colors(original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
 
 
 class Pipeline:
-    """A loaded style (and face finder) ready to repaint photos; safe to share between threads."""
+    """A loaded style ready to repaint photos; safe to share between threads."""
 
     def __init__(self, style: Style, device: str = "auto") -> None:
         from .network import load_weights
 
         self.style = style
         self.engine = Engine(load_weights(style.weights), device)
-        self._faces = None
-        self._faces_lock = threading.Lock()
-
-    def face_finder(self):  # noqa: ANN201 -- lazy, MediaPipe is slow to import
-        with self._faces_lock:
-            if self._faces is None:
-                from .faces import FaceFinder
-
-                self._faces = FaceFinder()
-            return self._faces
 
     def run(self, photo: Photo, options: Options = Options()) -> np.ndarray:
         """Stylise ``photo.rgb`` (uint8 RGB) and return the result at the photo's size."""
@@ -53,7 +64,7 @@ class Pipeline:
         rgb = photo.rgb
         if options.strength == 0.0:
             return rgb.copy()
-        faces = self.face_finder().find(rgb) if options.faces else []
+        faces = shared_face_finder().find(rgb) if options.faces else []
         working = resize_long_side(rgb, options.size)
         if options.hd is HDStrategy.TILED:
             canvas, source = self.engine.stylize_tiled(rgb, stats_from=working), rgb

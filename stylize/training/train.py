@@ -10,7 +10,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -58,7 +58,6 @@ class TrainConfig:
     sample_every: int = 50
     log_every: int = 10
     workers: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def out_dir(self) -> Path:
