@@ -73,7 +73,8 @@ def main() -> None:
                 mask = cv2.warpAffine(crop_mask(face), face.transform(), photo.size,
                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
                 seams.append(seam_score(result, mask))
-            print(f"{mp:5.1f} MP {photo.size[0]}x{photo.size[1]}: faces on median {statistics.median(timings[True]):.2f}s "
+            size = f"{photo.size[0]}x{photo.size[1]}"
+            print(f"{mp:5.1f} MP {size}: faces on median {statistics.median(timings[True]):.2f}s "
                   f"(runs {', '.join(f'{t:.2f}' for t in timings[True])}), faces off median "
                   f"{statistics.median(timings[False]):.2f}s, faces found {len(faces)}, "
                   f"seam score {', '.join(f'{s:.2f}' for s in seams) or '-'}, peak RSS so far {peak_rss_mb():.0f} MB")

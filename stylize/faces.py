@@ -2,9 +2,10 @@
 
 Detection uses the full-range model, on the whole photo and on overlapping
 tiles (the model sees 192x192, so small faces in big photos need tiles); each
-face then gets 468 face-mesh landmarks from a crop around it. Five points (eye centres, nose tip, mouth corners) fix a similarity
-transform to ``TEMPLATE``, so every face is stylised at one consistent scale.
-When the mesh fails (strong profiles), the detector's keypoints stand in.
+face then gets 468 face-mesh landmarks from a crop around it. Five points
+(eye centres, nose tip, mouth corners) fix a similarity transform to
+``TEMPLATE``, so every face is stylised at one consistent scale. When the
+mesh fails (strong profiles), the detector's keypoints stand in.
 """
 
 from __future__ import annotations

@@ -13,14 +13,12 @@ full-resolution result free of seams and colour jumps.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .errors import BadWeightsError
 
@@ -223,10 +221,3 @@ def load_weights(path: Path) -> StyleNet:
     model.load_state_dict(loaded)
     return model.eval()
 
-
-def receptive_radius(arch: Architecture) -> int:
-    """Pixels of context one output pixel sees on each side (for sizing tile overlaps)."""
-    radius = 4 + 1 * 1 + 1 * 2  # 9x9 in, two stride-2 3x3
-    radius += 2 * arch.res_blocks * 4  # 3x3 convs at 1/4 resolution
-    radius += 2 + 1 + 4  # decoder convs
-    return int(math.ceil(radius))
