@@ -27,7 +27,7 @@ class HDStrategy(str, enum.Enum):
 
 
 #: Default working size (long side, px): strokes read as the painting's, not as noise, at this scale.
-DEFAULT_SIZE = 1024
+DEFAULT_SIZE = 768
 
 
 @dataclass(frozen=True)
