@@ -9,9 +9,9 @@ from typing import Any
 from PIL import Image
 
 from . import catalogue
-from .image_io import DEFAULT_MAX_PIXELS, ImageInput, load_photo, to_photo, to_pil
 from .errors import StylizeError
-from .options import DEFAULT_SIZE, HDStrategy, Options
+from .image_io import ImageInput, load_photo, to_photo, to_pil
+from .options import DEFAULT_MAX_PIXELS, DEFAULT_SIZE, HDStrategy, Options
 from .pipeline import Pipeline
 
 

@@ -11,7 +11,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -72,15 +72,6 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
         else:
             todo.append((source, target))
 
-    def prefetch(pool: ThreadPoolExecutor) -> Iterator[tuple[Path, Path, Future]]:
-        futures = [(s, t, pool.submit(_load, s, options.max_pixels)) for s, t in todo[:2]]
-        for index in range(len(todo)):
-            yield futures[index]
-            if index + 2 < len(todo):
-                s, t = todo[index + 2]
-                futures.append((s, t, pool.submit(_load, s, options.max_pixels)))
-            futures[index] = (futures[index][0], futures[index][1], None)  # type: ignore[assignment]
-
     def save(photo: Photo, result: np.ndarray, target: Path) -> str | None:
         try:
             save_result(photo, result, target, quality)
@@ -98,8 +89,11 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
 
     pending: tuple[Path, Path, Future] | None = None
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="io") as pool:  # one decodes, one encodes
-        for source, target, future in prefetch(pool):
-            photo = future.result()
+        loading = pool.submit(_load, todo[0][0], options.max_pixels) if todo else None
+        for index, (source, target) in enumerate(todo):
+            photo = loading.result()  # type: ignore[union-attr]
+            if index + 1 < len(todo):
+                loading = pool.submit(_load, todo[index + 1][0], options.max_pixels)
             try:
                 if isinstance(photo, StylizeError):
                     raise photo

@@ -71,7 +71,7 @@ def paste_face(canvas: np.ndarray, original: np.ndarray, stylised_crop: np.ndarr
     ``face_strength`` < 1 mixes the original face back in, to keep identity.
     """
     crop_size = stylised_crop.shape[0]
-    matrix = face.transform(crop_size).copy()
+    matrix = face.transform(crop_size)
     matrix[:, :2] /= scale  # photo pixels at canvas resolution -> crop
     region = face_region(matrix, crop_size, canvas.shape[:2])
     if region is None:

@@ -15,8 +15,7 @@ from typing import Callable, Optional, TypeVar
 import typer
 
 from .errors import StylizeError
-from .image_io import DEFAULT_MAX_PIXELS
-from .options import DEFAULT_SIZE, HDStrategy
+from .options import DEFAULT_MAX_PIXELS, DEFAULT_SIZE, HDStrategy
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Repaint photos in an artistic style, with faces kept recognisable.")
@@ -162,12 +161,13 @@ def preview(
     """Stylise SOURCE in every shipped style and write a contact sheet."""
     from PIL import Image
 
-    from .api import Stylizer
+    from .api import Stylizer, make_options
     from .catalogue import list_styles
     from .image_io import load_photo, save_image, to_pil
+    from .pipeline import save_result
     from .sheet import contact_sheet
 
-    options = _options(1.0, 0.85, False, faces, size, HDStrategy.RESIZE, DEFAULT_MAX_PIXELS / 1e6)
+    options = make_options(faces=faces, size=size)
     photo_in = load_photo(source, options.max_pixels)
     shown: list[tuple[str, Image.Image]] = [("original", to_pil(photo_in.rgb))]
     catalogue = list_styles()
@@ -175,9 +175,9 @@ def preview(
         raise StylizeError("no styles installed")
     for style in catalogue:
         began = time.perf_counter()
-        stylizer = Stylizer(style.name, device)
-        target = stylizer.pipeline.run_to_file(photo_in, out_dir / f"{source.stem}_{style.name}.jpg", options)
-        shown.append((f"{style.name}", Image.open(target)))
+        result = Stylizer(style.name, device).pipeline.run(photo_in, options)
+        target = save_result(photo_in, result, out_dir / f"{source.stem}_{style.name}.jpg")
+        shown.append((style.name, to_pil(result)))
         typer.echo(f"{target} ({time.perf_counter() - began:.1f}s)")
     sheet = save_image(contact_sheet(shown), out_dir / f"{source.stem}_contact_sheet.jpg")
     typer.echo(f"{sheet}")
@@ -206,7 +206,7 @@ def train(
     from .training.train import TrainConfig, checkpoint_config, train as run_training
 
     if resume:
-        typer.echo(f"wrote {run_training(checkpoint_config(Path('runs'), name, steps), resume=True)}")
+        typer.echo(f"wrote {run_training(checkpoint_config(name, steps), resume=True)}")
         return
     if not style_image.is_file() and not identity:
         raise StylizeError(f"{style_image}: style image not found")

@@ -84,9 +84,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def align_face(rgb: np.ndarray, face: Face, crop_size: int = CROP_SIZE) -> np.ndarray:
     """The aligned crop (crop_size x crop_size RGB), edges reflected where the face meets the photo border."""
-    return cv2.warpAffine(rgb, face.transform(crop_size), (crop_size, crop_size), flags=cv2.INTER_AREA
-                          if _scale_of(face.transform(crop_size)) < 1 else cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REFLECT_101)
+    matrix = face.transform(crop_size)
+    flags = cv2.INTER_AREA if _scale_of(matrix) < 1 else cv2.INTER_CUBIC
+    return cv2.warpAffine(rgb, matrix, (crop_size, crop_size), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
 
 
 def _scale_of(matrix: np.ndarray) -> float:

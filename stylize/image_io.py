@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,9 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_path
 from .errors import ImageTooLargeError, OutputError, UnreadableImageError
-
-#: Refuse images above this many pixels unless the caller raises the limit (decompression-bomb guard).
-DEFAULT_MAX_PIXELS = 100_000_000
+from .options import DEFAULT_MAX_PIXELS
 EXIF_ORIENTATION = 0x0112
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -211,20 +209,9 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, e
         options["exif"] = exif
     if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         options["icc_profile"] = icc_profile
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format=fmt, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-        tmp_name = None
+        with atomic_path(path) as tmp:
+            image.save(tmp, format=fmt, **options)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write output ({exc.strerror or exc})") from None
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return path

@@ -1,4 +1,4 @@
-"""Running a style network: device and precision, whole-image and tiled passes, guided upsampling."""
+"""Running a style network: device and precision, whole-image and tiled passes, edge-aware upsampling."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    """fp16 on CUDA; bf16 on CPUs with native bf16; fp32 otherwise (see README for the PSNR cost)."""
+    """fp16 on CUDA; bf16 on CPUs with native bf16; fp32 otherwise (training autocasts to the same)."""
     if device.type == "cuda":
         return torch.float16
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
@@ -72,7 +72,7 @@ class Engine:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.model = model.eval().to(self.device, dtype=self.dtype).to(memory_format=torch.channels_last)
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
 
     @torch.inference_mode()
     def _forward(self, rgb: np.ndarray) -> np.ndarray:
@@ -87,12 +87,9 @@ class Engine:
             x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         return to_uint8(self.model(x)[:, :, :h, :w])
 
-    def stylize(self, rgb: np.ndarray, record: bool = False) -> np.ndarray:
-        """Whole image in one pass; ``record`` keeps its norm statistics for ``stylize_like``."""
+    def stylize(self, rgb: np.ndarray) -> np.ndarray:
+        """Whole image in one pass."""
         with self.lock:
-            if record:
-                with self.model.record_stats():
-                    return self._forward(rgb)
             return self._forward(rgb)
 
     def stylize_tiled(self, rgb: np.ndarray, stats_from: np.ndarray, tile: int = 512, margin: int = 64) -> np.ndarray:
@@ -103,15 +100,16 @@ class Engine:
         """
         h, w = rgb.shape[:2]
         out = np.empty_like(rgb)
-        with self.lock, self.model.record_stats():
-            self._forward(stats_from)
-        with self.lock, self.model.replay_stats():
-            for y in range(0, h, tile):
-                for x in range(0, w, tile):
-                    y0, x0 = max(0, y - margin), max(0, x - margin)
-                    y1, x1 = min(h, y + tile + margin), min(w, x + tile + margin)
-                    result = self._forward(rgb[y0:y1, x0:x1])
-                    out[y:y + tile, x:x + tile] = result[y - y0:y - y0 + tile, x - x0:x - x0 + tile]
+        with self.lock:  # held throughout: the recorded statistics must not meet another caller's pass
+            with self.model.record_stats():
+                self._forward(stats_from)
+            with self.model.replay_stats():
+                for y in range(0, h, tile):
+                    for x in range(0, w, tile):
+                        y0, x0 = max(0, y - margin), max(0, x - margin)
+                        y1, x1 = min(h, y + tile + margin), min(w, x + tile + margin)
+                        result = self._forward(rgb[y0:y1, x0:x1])
+                        out[y:y + tile, x:x + tile] = result[y - y0:y - y0 + tile, x - x0:x - x0 + tile]
         return out
 
 

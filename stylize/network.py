@@ -20,6 +20,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .errors import BadWeightsError
 
 FORMAT_VERSION = "1"
@@ -65,11 +66,11 @@ class SharedStatsInstanceNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
-        self.recording = False
+        self.recording = self.replaying = False
         self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stats is not None and not self.recording:
+        if self.replaying and self.stats is not None:
             mean, var = self.stats
         else:
             var, mean = torch.var_mean(x.float(), dim=(2, 3), unbiased=False, keepdim=True)
@@ -148,11 +149,13 @@ class StyleNet(nn.Module):
         """Inside this, every tile is normalised with the recorded statistics."""
         if any(norm.stats is None for norm in self.norms()):
             raise RuntimeError("replay_stats() needs a record_stats() pass first")
+        for norm in self.norms():
+            norm.replaying = True
         try:
             yield
         finally:
             for norm in self.norms():
-                norm.stats = None
+                norm.stats, norm.replaying = None, False
 
     def flops(self, height: int, width: int) -> int:
         """Multiply-accumulates x 2 of the convolutions for one image of this size."""
@@ -169,16 +172,13 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def save_weights(model: StyleNet, path: Path, extra_metadata: dict[str, str] | None = None) -> None:
-    """Write fp16 safetensors with the architecture in the header (atomic: temp file + rename)."""
+    """Write fp16 safetensors with the architecture in the header, atomically."""
     from safetensors.torch import save_file
 
     tensors = {name: t.detach().to("cpu", torch.float16).contiguous() for name, t in model.state_dict().items()}
     metadata = {**(extra_metadata or {}), **model.arch.to_metadata()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_weights(path: Path) -> StyleNet:

@@ -16,7 +16,9 @@ import enum
 from dataclasses import dataclass, replace
 
 from .errors import StylizeError
-from .image_io import DEFAULT_MAX_PIXELS
+
+#: Refuse images above this many pixels unless the caller raises the limit (decompression-bomb guard).
+DEFAULT_MAX_PIXELS = 100_000_000
 
 
 class HDStrategy(str, enum.Enum):

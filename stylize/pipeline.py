@@ -65,13 +65,13 @@ class Pipeline:
         if options.strength == 0.0:
             return rgb.copy()
         faces = shared_face_finder().find(rgb) if options.faces else []
-        working = resize_long_side(rgb, options.size)
-        if options.hd is HDStrategy.TILED:
-            canvas, source = self.engine.stylize_tiled(rgb, stats_from=working), rgb
-        elif options.hd is HDStrategy.ORIGINAL:
+        if options.hd is HDStrategy.ORIGINAL:
             canvas, source = self.engine.stylize(rgb), rgb
+        elif options.hd is HDStrategy.TILED:
+            canvas, source = self.engine.stylize_tiled(rgb, stats_from=resize_long_side(rgb, options.size)), rgb
         else:
-            canvas, source = self.engine.stylize(working), working
+            source = resize_long_side(rgb, options.size)
+            canvas = self.engine.stylize(source)
         if faces:
             from .blending import paste_face
             from .faces import align_face

@@ -70,7 +70,8 @@ def test_resume_continues_exactly(tmp_path: Path, astronaut: np.ndarray, tiny_lo
     straight = load_weights(train(config(tmp_path / "a", content, style, steps=8)))
     interrupted = config(tmp_path / "b", content, style, steps=4)
     train(interrupted)
-    resumed_cfg = checkpoint_config(tmp_path / "b" / "runs", "tiny", steps=8)  # the recipe comes from the checkpoint
+    # the recipe comes from the checkpoint
+    resumed_cfg = checkpoint_config("tiny", steps=8, run_dir=tmp_path / "b" / "runs")
     assert resumed_cfg.widths == (8, 8, 16) and resumed_cfg.steps == 8
     resumed = load_weights(train(resumed_cfg, resume=True))
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):

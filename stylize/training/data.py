@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+from ..image_io import FORMATS
 
 
 def list_content_images(content_dir: Path) -> list[Path]:
-    paths = sorted(p for p in content_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted(p for p in content_dir.rglob("*") if p.suffix.lower() in FORMATS and p.is_file())
     if not paths:
         raise FileNotFoundError(f"no images found in {content_dir}")
     return paths

@@ -6,6 +6,7 @@ pickle. Batch k depends only on (seed, k), so ``resume`` continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -19,9 +20,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN
 from ..errors import StylizeError
-from ..inference import cpu_has_bf16, resolve_device
+from ..inference import default_dtype, resolve_device, to_tensor, to_uint8
 from ..network import Architecture, StyleNet, count_parameters, load_weights, save_weights
 from . import losses
 from .data import StepBatches, list_content_images
@@ -64,12 +66,10 @@ class TrainConfig:
         return Path(self.run_dir) / self.name
 
 
-def autocast_for(device: torch.device) -> torch.autocast | None:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    if cpu_has_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return None
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """Mixed precision in the dtype inference uses on this device (none where that is fp32)."""
+    dtype = default_dtype(device)
+    return contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(device.type, dtype=dtype)
 
 
 def load_rgb(path: Path, long_side: int | None = None) -> torch.Tensor:
@@ -78,16 +78,15 @@ def load_rgb(path: Path, long_side: int | None = None) -> torch.Tensor:
         if long_side and max(image.size) != long_side:
             scale = long_side / max(image.size)
             image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
-        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+        return to_tensor(np.asarray(image))
 
 
 def save_rgb(tensor: torch.Tensor, path: Path) -> None:
-    array = tensor[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    Image.fromarray(array).save(path, quality=92)
+    Image.fromarray(to_uint8(tensor.detach())).save(path, quality=92)
 
 
 class Objective:
-    """Weighted sum of content, style, colour and TV terms against one painting."""
+    """Weighted sum of content, style, colour, luminance-structure and TV terms against one painting."""
 
     def __init__(self, cfg: TrainConfig, lossnet: VGGFeatures, style: torch.Tensor) -> None:
         self.cfg, self.lossnet = cfg, lossnet
@@ -130,20 +129,20 @@ def jitter(seed: int, step: int) -> tuple[int, int]:
     return int(rng.integers(0, JITTER)), int(rng.integers(0, JITTER))
 
 
-def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> None:
+def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, step: int, seconds: float,
+                    cfg: TrainConfig) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for index, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    meta = {"step": str(step), "config": json.dumps(asdict(cfg))}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    meta = {"step": str(step), "seconds": f"{seconds:.1f}", "config": json.dumps(asdict(cfg))}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
-def checkpoint_config(run_dir: Path, name: str, steps: int | None = None) -> TrainConfig:
+def checkpoint_config(name: str, steps: int | None = None, run_dir: Path = Path(TrainConfig.run_dir)) -> TrainConfig:
     """The configuration a checkpointed run was started with, optionally with a new step count."""
     from safetensors import safe_open
 
@@ -159,11 +158,13 @@ def checkpoint_config(run_dir: Path, name: str, steps: int | None = None) -> Tra
     return cfg
 
 
-def load_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer) -> int:
+def load_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer) -> tuple[int, float]:
+    """Restore model and optimiser; returns the step reached and the training seconds spent so far."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
-        step = int(handle.metadata()["step"])
+        meta = handle.metadata()
+        step, seconds = int(meta["step"]), float(meta["seconds"])
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict[str, torch.Tensor]] = {}
@@ -174,7 +175,7 @@ def load_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer) -> 
     opt_state = opt.state_dict()
     opt_state["state"] = state
     opt.load_state_dict(opt_state)
-    return step
+    return step, seconds
 
 
 def sample_photo(paths: list[Path]) -> Path:
@@ -200,11 +201,11 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         model.load_state_dict(load_weights(Path(cfg.init)).state_dict())
     model = model.to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start = 0
+    start, seconds_before = 0, 0.0
     if resume:
         if not ckpt.is_file():
             raise StylizeError(f"--resume: no checkpoint at {ckpt}")
-        start = load_checkpoint(ckpt, model, opt)
+        start, seconds_before = load_checkpoint(ckpt, model, opt)
         log(f"resumed {cfg.name} at step {start}")
 
     objective = None
@@ -219,13 +220,12 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                          sampler=range(start, cfg.steps), num_workers=cfg.workers,
                          persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
     amp = autocast_for(device)
-    began, seconds_before = time.time(), float(json.loads((out_dir / "progress.json").read_text())["seconds"]
-                                              if resume and (out_dir / "progress.json").exists() else 0.0)
+    began = time.time()
     parts: dict[str, torch.Tensor] = {}
     step = start
     for step, content in enumerate(batches, start + 1):
         content = content.to(device).contiguous(memory_format=torch.channels_last)
-        with amp if amp is not None else torch.autocast("cpu", enabled=False):
+        with amp:
             output = model(content)
             if objective is None:
                 parts = {"total": (output.float() - content).abs().mean()}
@@ -236,7 +236,6 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         # Adam adapts to the gradient scale, so clipping only damps sudden spikes (which once diverged a run)
         parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         opt.step()
-        elapsed = seconds_before + time.time() - began
         if step % cfg.log_every == 0 or step == cfg.steps:
             rate = (time.time() - began) / max(1, step - start)
             eta = rate * (cfg.steps - step)
@@ -248,16 +247,15 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                 save_rgb(model(sample), out_dir / f"sample_{step:06d}.jpg")
                 model.train()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_checkpoint(ckpt, model, opt, step, cfg)
-            (out_dir / "progress.json").write_text(json.dumps({"step": step, "seconds": elapsed}))
+            save_checkpoint(ckpt, model, opt, step, seconds_before + time.time() - began, cfg)
 
     final_losses = {k: round(float(v.item()), 6) for k, v in parts.items()}
     seconds = seconds_before + time.time() - began
-    return export(cfg, model.eval(), step, seconds, final_losses, sample)
+    return export(cfg, model.eval(), step, seconds, final_losses, sample, len(paths))
 
 
 def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_losses: dict[str, float],
-           sample: torch.Tensor) -> Path:
+           sample: torch.Tensor, content_photos: int) -> Path:
     """Write weights/NAME.safetensors, merge the training record into styles/NAME.json, and a preview."""
     weights = Path(cfg.weights_dir) / f"{cfg.name}.safetensors"
     save_weights(model.cpu(), weights, {"style": cfg.name})
@@ -270,7 +268,7 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("run_dir", "weights_dir", "styles_dir",
                                                                         "device", "workers", "log_every")},
         "style_image": Path(cfg.style_image).name,
-        "content_set": f"{Path(cfg.content_dir).name} ({len(list_content_images(Path(cfg.content_dir)))} photos)",
+        "content_set": f"{Path(cfg.content_dir).name} ({content_photos} photos)",
         "loss_net": cfg.loss_net,
         "content_layers": list(losses.CONTENT_LAYERS),
         "style_layers": list(losses.STYLE_LAYERS),
