@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic import remove_stale_partials
 from .errors import StylizeError
 from .image_io import FORMATS, Photo, load_photo
 from .pipeline import Options, Pipeline, save_result
@@ -63,6 +64,8 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
               skip_existing: bool = False, on_done: Callable[[Path, str | None], None] | None = None) -> BatchReport:
     """Process (input, output) pairs in order, decoding one ahead; one bad file never stops the rest."""
     report = BatchReport()
+    for folder in sorted({target.parent for _, target in jobs}):
+        remove_stale_partials(folder)  # left by a batch that was killed while saving
     todo = []
     for source, target in jobs:
         if skip_existing and target.exists():

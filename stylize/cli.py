@@ -97,6 +97,7 @@ def batch(
     quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
 ) -> None:
     """Stylise every photo in a folder; bad files are reported and skipped, the rest go on."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import Stylizer
@@ -122,7 +123,7 @@ def batch(
 
         def done(source: Path, error: str | None) -> None:
             if error:
-                progress.console.print(f"[red]failed[/red] {source}: {error}", highlight=False, markup=True)
+                progress.console.print(f"[red]failed[/red] {escape(str(source))}: {escape(error)}", highlight=False)
             progress.advance(task)
 
         report = run_batch(stylizer.pipeline, jobs, options, quality, skip_existing, done)

@@ -22,6 +22,10 @@ from .atomic import atomic_path
 from .errors import ImageTooLargeError, OutputError, UnreadableImageError
 from .options import DEFAULT_MAX_PIXELS
 EXIF_ORIENTATION = 0x0112
+#: TIFF tags that describe how the old file stored its pixels (size, strips, tiles, compression, sample layout).
+#: A TIFF's "EXIF" includes them; carried into a new file they would point at strips that are not there.
+ENCODING_TAGS = frozenset({256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
+                           338, 339, 340, 341, 513, 514, 530, 531, 532})
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -74,22 +78,34 @@ def _sixteen_bit_to_8(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
+def _upright_with_exif(image: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """Apply the EXIF orientation; return the EXIF to carry over (orientation reset, encoding tags dropped).
+
+    A corrupt EXIF block costs only the metadata, never the photo: the pixels are used as stored.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            exif = image.getexif()
+            upright = ImageOps.exif_transpose(image) or image
+        except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError, OSError, struct.error):
+            return image, None
+    if not exif:
+        return upright, None
+    exif[EXIF_ORIENTATION] = 1  # the pixels are upright now
+    for tag in ENCODING_TAGS.intersection(exif):
+        del exif[tag]
+    try:
+        return upright, exif.tobytes()
+    except (ValueError, TypeError, OverflowError, struct.error):
+        return upright, None
+
+
 def from_pil(image: Image.Image, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS,
              source: Path | None = None) -> Photo:
     _check_pixels(image.width, image.height, max_pixels, name)
     icc = image.info.get("icc_profile")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        upright = ImageOps.exif_transpose(image) or image
-    exif_bytes = None
-    exif = image.getexif()
-    if exif:
-        exif[EXIF_ORIENTATION] = 1  # the pixels are upright now
-        try:
-            exif_bytes = exif.tobytes()
-        except (ValueError, TypeError, OverflowError, struct.error):
-            exif_bytes = None
-    image = upright
+    image, exif_bytes = _upright_with_exif(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         image = _sixteen_bit_to_8(image)
     image = _to_srgb(image)
@@ -124,14 +140,16 @@ def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     """Decode a file; every failure becomes ``UnreadableImageError`` or ``ImageTooLargeError``."""
     path = Path(path)
     if not path.exists():
-        raise UnreadableImageError(f"{path}: no such file")
+        raise UnreadableImageError(f"{path}: " + ("broken or looping symlink" if path.is_symlink() else "no such file"))
     if path.is_dir():
         raise UnreadableImageError(f"{path}: is a directory, not an image")
+    if not path.is_file():
+        raise UnreadableImageError(f"{path}: not a regular file (a pipe or device is never read)")
     try:
         if path.stat().st_size == 0:
             raise UnreadableImageError(f"{path}: empty file")
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # Pillow's notes on odd files (corrupt EXIF, ...) are not the user's problem
             previous = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces Pillow's
             try:

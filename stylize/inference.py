@@ -63,6 +63,10 @@ def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+#: The network's reflection pads need a few pixels at the coarsest scale; thinner images are padded up to this.
+MIN_SIDE = 32
+
+
 class Engine:
     """One loaded network on one device. Calls are serialised: the norm layers carry per-call state."""
 
@@ -76,11 +80,11 @@ class Engine:
 
     @torch.inference_mode()
     def _forward(self, rgb: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 -> stylised, same size; any H, W (reflect-padded to a multiple of 4)."""
+        """(H, W, 3) uint8 -> stylised, same size; any H, W >= 1 (padded to a multiple of 4, at least MIN_SIDE)."""
         x = to_tensor(rgb)
         h, w = x.shape[2:]
         mult = self.model.downsampling
-        pad_h, pad_w = -h % mult, -w % mult
+        pad_h, pad_w = max(-h % mult, MIN_SIDE - h), max(-w % mult, MIN_SIDE - w)
         x = x.to(self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"

@@ -11,7 +11,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -152,7 +152,8 @@ def checkpoint_config(name: str, steps: int | None = None, run_dir: Path = Path(
     with safe_open(str(path), framework="pt") as handle:
         saved = json.loads(handle.metadata()["config"])
     saved["widths"] = tuple(saved["widths"])
-    cfg = TrainConfig(**saved)
+    known = {f.name for f in fields(TrainConfig)}  # checkpoints from older versions may carry retired keys
+    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
     if steps is not None:
         cfg.steps = steps
     return cfg

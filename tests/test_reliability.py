@@ -1,0 +1,66 @@
+"""Batches lose nothing: SIGKILL and resume, two batches into one folder, stale temporary files.
+
+Scaled-down runs of ``benchmarks/batch_soak.py`` (which runs 1,000 photos), on real processes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TEST_STYLE
+from stylize.atomic import atomic_path, remove_stale_partials
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import batch_soak  # noqa: E402
+
+
+def test_killed_batch_resumes_to_a_complete_set(catalogue: Path, tmp_path: Path) -> None:
+    tree = batch_soak.make_tree(tmp_path / "in put", 40, bad_fraction=0.25)
+    assert set(tree.bad.values()) >= set(batch_soak.BAD_KINDS) - {"permission_denied"}
+    before = batch_soak.tree_digest(tree.root)
+    out = tmp_path / "out"
+    state = batch_soak.killed_then_resumed(tree, out, TEST_STYLE, 128, kill_fraction=0.3)
+    resumed = state["resumed"]
+    assert 0 < state["finished_before_kill"] < len(tree.good), "the kill must land part-way"
+    counts, failed = batch_soak.report_lines(resumed.stderr)
+    assert resumed.returncode == 1, resumed.stderr
+    assert counts["skipped"] == state["finished_before_kill"]  # nothing finished is processed twice
+    assert counts["written"] + counts["skipped"] == len(tree.good)
+    assert batch_soak.check_outputs(tree, out) == []  # complete, every file decodes at its size, no partials
+    assert {str(p) for p in tree.bad} <= set(failed)
+    assert batch_soak.tree_digest(tree.root) == before
+
+
+def test_two_batches_into_one_folder_leave_whole_files(catalogue: Path, tmp_path: Path) -> None:
+    tree = batch_soak.make_tree(tmp_path / "in", 16, bad_fraction=0.25)
+    out = tmp_path / "out"
+    first = subprocess.Popen(batch_soak.batch_command(tree.root, out, TEST_STYLE, 128),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = batch_soak.run(tree.root, out, TEST_STYLE, 128)
+    assert first.wait() == 1 and second.returncode == 1
+    assert batch_soak.check_outputs(tree, out) == []
+
+
+def test_partial_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".photo.{dead.pid}.abc123.partial"
+    live = tmp_path / f".photo.{os.getpid()}.def456.partial"
+    unrelated = tmp_path / ".notes.partial"
+    for path in (stale, live, unrelated):
+        path.write_bytes(b"half a photo")
+    assert remove_stale_partials(tmp_path) == [stale]
+    assert live.exists() and unrelated.exists()
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "photo.jpg"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
