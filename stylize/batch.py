@@ -101,6 +101,7 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
                 if isinstance(photo, StylizeError):
                     raise photo
                 result = pipeline.run(photo, options)
+                photo.release_pixels()  # only its metadata is needed to save
             except StylizeError as exc:
                 finish(source, target, str(exc))
                 continue

@@ -44,6 +44,10 @@ class Photo:
     def size(self) -> tuple[int, int]:
         return self.rgb.shape[1], self.rgb.shape[0]
 
+    def release_pixels(self) -> None:
+        """Drop the RGB array, keeping alpha and metadata for saving: one full-size image less in memory."""
+        self.rgb = np.empty((0, 0, 3), np.uint8)
+
 
 def _check_pixels(width: int, height: int, max_pixels: int, name: str) -> None:
     if width <= 0 or height <= 0:
@@ -112,7 +116,8 @@ def from_pil(image: Image.Image, name: str = "image", max_pixels: int = DEFAULT_
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "RGBa")
-    converted = image.convert("RGBA" if has_alpha else "RGB")
+    target = "RGBA" if has_alpha else "RGB"
+    converted = image if image.mode == target else image.convert(target)  # no extra full-size copy
     array = np.asarray(converted)
     alpha = np.ascontiguousarray(array[..., 3]) if has_alpha else None
     rgb = np.ascontiguousarray(array[..., :3])

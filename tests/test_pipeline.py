@@ -31,6 +31,17 @@ def test_stylised_output_differs_and_keeps_size(painter: stylize.Stylizer, astro
     assert np.abs(np.asarray(out, np.int16) - astronaut).mean() > 10
 
 
+@pytest.mark.parametrize("hd", ["resize", "tiled", "original"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (3, 5)])
+def test_thin_and_tiny_photos_are_stylised(painter: stylize.Stylizer, astronaut: np.ndarray,
+                                           shape: tuple[int, int], hd: str) -> None:
+    """Thinner than the network's reflection padding (found by fuzzing): padded, stylised, cropped back."""
+    photo = cv2.resize(astronaut, shape[::-1], interpolation=cv2.INTER_AREA)
+    out = painter(photo, hd=hd)
+    assert out.size == shape[::-1]
+    assert np.abs(np.asarray(out, np.int16) - photo).mean() > 5
+
+
 def test_strength_zero_returns_the_input(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
     assert np.array_equal(np.asarray(painter(astronaut, strength=0.0)), astronaut)
 

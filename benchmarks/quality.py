@@ -1,0 +1,142 @@
+"""Quality: a style network's loss against Gatys-style optimisation of the very same objective.
+
+    .venv/bin/python benchmarks/quality.py --styles starry_night great_wave udnie
+
+For each style, on a fixed evaluation set that is not in the training set (images
+shipped with scikit-image: two portraits, a cat, a still life), at --size pixels:
+the network's output is scored with the style's own training objective (same HED
+loss network, same terms and weights, from ``styles/NAME.json``), and so is slow
+optimisation of the image itself: L-BFGS on the pixels (through a sigmoid, like the
+network's output layer), started from the photo, scored after 50, 100 and 300
+iterations. Johnson et al. (2016) report their networks land near 50-100 iterations;
+the bar here is total loss at or below Gatys@100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_SET = ("astronaut", "camera", "chelsea", "coffee")
+
+
+def eval_images(size: int) -> dict[str, torch.Tensor]:
+    """Centre squares, resized to ``size``, as (1, 3, size, size) tensors in [0, 1]."""
+    import cv2
+    from skimage import data
+
+    from stylize.inference import to_tensor
+
+    images = {}
+    for name in EVAL_SET:
+        rgb = getattr(data, name)()
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[..., None], 3, axis=2)
+        h, w = rgb.shape[:2]
+        side = min(h, w)
+        square = rgb[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
+        images[name] = to_tensor(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA))
+    return images
+
+
+def objective_for(style: str, style_dir: Path):  # noqa: ANN201
+    """The style's training objective, rebuilt from its recorded recipe."""
+    from stylize.catalogue import get_style
+    from stylize.training import losses
+    from stylize.training.lossnet import load_loss_net
+    from stylize.training.train import Objective, TrainConfig, load_rgb
+
+    recipe = dict(get_style(style).metadata["training"]["recipe"])
+    recipe["widths"] = tuple(recipe["widths"])
+    known = set(TrainConfig.__dataclass_fields__)
+    cfg = TrainConfig(**{k: v for k, v in recipe.items() if k in known})
+    layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
+    lossnet = load_loss_net(cfg.loss_net, layers).eval()
+    for p in lossnet.parameters():
+        p.requires_grad_(False)
+    painting = load_rgb(style_dir / f"{style}.jpg", cfg.style_size)
+    return Objective(cfg, lossnet, painting)
+
+
+def score(objective, output: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:  # noqa: ANN001
+    return {k: float(v) for k, v in objective(output, photo, (0, 0)).items()}
+
+
+def gatys(objective, photo: torch.Tensor, checkpoints: tuple[int, ...]) -> dict[int, tuple[dict, float]]:  # noqa: ANN001
+    """L-BFGS on sigmoid-parameterised pixels from the photo; (losses, seconds) at each checkpoint."""
+    logits = torch.logit(photo.clamp(0.01, 0.99)).contiguous().requires_grad_(True)
+    opt = torch.optim.LBFGS([logits], lr=1.0, max_iter=1, history_size=50)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = objective(torch.sigmoid(logits), photo, (0, 0))["total"]
+        loss.backward()
+        return loss
+
+    results, began = {}, time.perf_counter()
+    for iteration in range(1, max(checkpoints) + 1):
+        opt.step(closure)
+        if iteration in checkpoints:
+            seconds = time.perf_counter() - began
+            with torch.no_grad():
+                results[iteration] = (score(objective, torch.sigmoid(logits), photo), seconds)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--styles", nargs="+", default=["starry_night", "great_wave", "udnie"])
+    parser.add_argument("--style-dir", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, nargs="+", default=[50, 100, 300])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    from stylize.catalogue import get_style
+    from stylize.network import load_weights
+
+    print(f"torch={torch.__version__} threads={torch.get_num_threads()} size={args.size} eval set={EVAL_SET}")
+    images = eval_images(args.size)
+    checkpoints = tuple(sorted(args.iterations))
+    table = {}
+    for style in args.styles:
+        objective = objective_for(style, args.style_dir)
+        net = load_weights(get_style(style).weights).eval().float()
+        rows: dict[str, list] = {"network": []}
+        for name, photo in images.items():
+            with torch.no_grad():
+                began = time.perf_counter()
+                output = net(photo)
+                net_seconds = time.perf_counter() - began
+                rows["network"].append((score(objective, output, photo), net_seconds))
+            for iteration, result in gatys(objective, photo, checkpoints).items():
+                rows.setdefault(f"gatys@{iteration}", []).append(result)
+            print(f"  {style} {name}: network {rows['network'][-1][0]['total']:.3f}, "
+                  + ", ".join(f"{k} {v[-1][0]['total']:.3f}" for k, v in rows.items() if k != "network"), flush=True)
+        table[style] = {k: {"total": statistics.mean(r[0]["total"] for r in v),
+                            "content": statistics.mean(r[0]["content"] for r in v),
+                            "style": statistics.mean(r[0]["style"] for r in v),
+                            "seconds": statistics.mean(r[1] for r in v)} for k, v in rows.items()}
+    print("| style | method | total loss | content | style | seconds per image |")
+    print("|---|---|---|---|---|---|")
+    for style, rows in table.items():
+        for method, r in rows.items():
+            print(f"| {style} | {method} | {r['total']:.3f} | {r['content']:.3f} | {r['style']:.3f} | "
+                  f"{r['seconds']:.3f} |")
+        net, bar = rows["network"], rows.get("gatys@100")
+        if bar:
+            verdict = "beats" if net["total"] <= bar["total"] else "does NOT beat"
+            print(f"|   | **{style} {verdict} Gatys@100**, {bar['seconds'] / net['seconds']:.0f}x faster | | | | |")
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1))
+
+
+if __name__ == "__main__":
+    main()
