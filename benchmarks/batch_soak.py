@@ -127,13 +127,17 @@ def tree_digest(root: Path) -> dict[str, str]:
     return digest
 
 
-def batch_command(in_dir: Path, out_dir: Path, style: str, size: int, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-m", "stylize.cli", "batch", str(in_dir), str(out_dir), "-s", style, "--recursive",
-           "--size", str(size), "--device", "cpu", *extra]
+def unprivileged(cmd: list[str]) -> list[str]:
+    """As root, run ``cmd`` without the capabilities that let root ignore permission bits."""
     if os.geteuid() == 0 and shutil.which("setpriv"):
         drop = "-dac_override,-dac_read_search"
-        cmd = ["setpriv", "--bounding-set", drop, "--inh-caps", drop, *cmd]
+        return ["setpriv", "--bounding-set", drop, "--inh-caps", drop, *cmd]
     return cmd
+
+
+def batch_command(in_dir: Path, out_dir: Path, style: str, size: int, *extra: str) -> list[str]:
+    return unprivileged([sys.executable, "-m", "stylize.cli", "batch", str(in_dir), str(out_dir), "-s", style,
+                         "--recursive", "--size", str(size), "--device", "cpu", *extra])
 
 
 def expected_output(source: Path, in_dir: Path, out_dir: Path) -> Path:
@@ -242,7 +246,8 @@ def main() -> int:
         print(f"batch soak: {len(tree.good) + len(tree.bad)} entries ({len(tree.good)} photos, {len(tree.bad)} bad: "
               f"{', '.join(sorted(set(tree.bad.values())))}), style {args.style}, size {args.size}")
         print(f"| entries | bad listed | SIGKILL after | partial files after kill | re-run skipped / written | "
-              f"photos lost or corrupt | input tree unchanged | two concurrent batches ({args.concurrent_photos} entries) | "
+              f"photos lost or corrupt | input tree unchanged | "
+              f"two concurrent batches ({args.concurrent_photos} entries) | "
               f"seconds (kill + resume) |")
         print("|---|---|---|---|---|---|---|---|---|")
         print(f"| {len(tree.good) + len(tree.bad)} | {len(tree.bad) - len(unlisted)}/{len(tree.bad)} | "

@@ -57,7 +57,8 @@ def main() -> None:
     print(f"peak: 4096² matmul in {dtype}: {peak:.0f} GFLOP/s")
     if device.type == "cpu" and dtype != torch.bfloat16:
         note = "native" if cpu_has_bf16() else "emulated: this CPU has no bf16 instructions, so the network runs fp32"
-        print(f"      1024² matmul in bf16: {matmul_peak(device, torch.bfloat16, n=1024, repeats=2):.0f} GFLOP/s ({note})")
+        bf16 = matmul_peak(device, torch.bfloat16, n=1024, repeats=2)
+        print(f"      1024² matmul in bf16: {bf16:.1f} GFLOP/s ({note})")
     print("| widths | params | size | median s | GFLOP | GFLOP/s | % of matmul peak |")
     print("|---|---|---|---|---|---|---|")
     for widths in args.widths:

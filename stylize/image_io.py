@@ -154,7 +154,7 @@ def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         if path.stat().st_size == 0:
             raise UnreadableImageError(f"{path}: empty file")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's notes on odd files (corrupt EXIF, ...) are not the user's problem
+            warnings.simplefilter("ignore")  # Pillow's notes on odd files (corrupt EXIF...) are not the user's problem
             previous = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces Pillow's
             try:
@@ -199,6 +199,10 @@ FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".ti
            ".bmp": "BMP"}
 
 
+#: Format limits on the side of an image (JPEG's 16-bit header fields; libwebp's own limit).
+FORMAT_MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383}
+
+
 def format_for(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -223,6 +227,10 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, e
         raise OutputError(f"{path}: output would overwrite the input; choose another path")
     if not 1 <= quality <= 100:
         raise OutputError(f"quality must be 1-100, got {quality}")
+    limit = FORMAT_MAX_SIDE.get(fmt)
+    if limit and max(image.size) > limit:
+        raise OutputError(f"{path}: {fmt} cannot store {image.width}x{image.height} (at most {limit} px a side); "
+                          "save as .png or .tif")
     if fmt in ("JPEG", "BMP") and image.mode == "RGBA":
         image = image.convert("RGB")  # these formats have no alpha
     options: dict[str, object] = {}
@@ -235,6 +243,6 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, e
     try:
         with atomic_path(path) as tmp:
             image.save(tmp, format=fmt, **options)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write output ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:  # ValueError: an encoder refusing this image
+        raise OutputError(f"{path}: cannot write output ({getattr(exc, 'strerror', None) or exc})") from None
     return path

@@ -46,6 +46,19 @@ def test_two_batches_into_one_folder_leave_whole_files(catalogue: Path, tmp_path
     assert batch_soak.check_outputs(tree, out) == []
 
 
+@pytest.mark.skipif(not batch_soak.can_deny_reads(), reason="root without setpriv ignores permission bits")
+def test_unwritable_output_folder_is_one_error_line(catalogue: Path, portrait_file: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    cmd = [sys.executable, "-m", "stylize.cli", "photo", str(portrait_file), "-s", TEST_STYLE,
+           "-o", str(locked / "o.png"), "--size", "128", "--no-faces"]
+    result = subprocess.run(batch_soak.unprivileged(cmd), capture_output=True, text=True)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "cannot write" in lines[0], result.stderr
+    assert list(locked.iterdir()) == []
+
+
 def test_partial_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
