@@ -73,10 +73,11 @@ def gatys(objective, photo: torch.Tensor, checkpoints: tuple[int, ...]) -> dict[
     """L-BFGS on sigmoid-parameterised pixels from the photo; (losses, seconds) at each checkpoint."""
     logits = torch.logit(photo.clamp(0.01, 0.99)).contiguous().requires_grad_(True)
     opt = torch.optim.LBFGS([logits], lr=1.0, max_iter=1, history_size=50)
+    targets = objective.content_targets(photo, (0, 0))  # the photo's features do not change between iterations
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = objective(torch.sigmoid(logits), photo, (0, 0))["total"]
+        loss = objective(torch.sigmoid(logits), photo, (0, 0), targets)["total"]
         loss.backward()
         return loss
 
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", default=["starry_night", "great_wave", "udnie"])
     parser.add_argument("--style-dir", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--images", type=int, default=len(EVAL_SET), help="use the first N of the evaluation set")
     parser.add_argument("--iterations", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -103,7 +105,7 @@ def main() -> None:
     from stylize.network import load_weights
 
     print(f"torch={torch.__version__} threads={torch.get_num_threads()} size={args.size} eval set={EVAL_SET}")
-    images = eval_images(args.size)
+    images = dict(list(eval_images(args.size).items())[: args.images])
     checkpoints = tuple(sorted(args.iterations))
     table = {}
     for style in args.styles:

@@ -95,12 +95,19 @@ class Objective:
             self.style_grams = {k: losses.gram(feats[k]) for k in losses.STYLE_LAYERS}
             self.style_mean, self.style_cov = losses.color_stats(style)
 
-    def __call__(self, output: torch.Tensor, photo: torch.Tensor, shift: tuple[int, int]) -> dict[str, torch.Tensor]:
-        """``shift`` crops output and photo alike before the loss network (see ``jitter``)."""
+    def content_targets(self, photo: torch.Tensor, shift: tuple[int, int]) -> dict[str, torch.Tensor]:
+        dy, dx = shift
+        with torch.no_grad():
+            return self.lossnet(photo[..., dy:dy + photo.shape[2] - JITTER, dx:dx + photo.shape[3] - JITTER])
+
+    def __call__(self, output: torch.Tensor, photo: torch.Tensor, shift: tuple[int, int],
+                 targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """``shift`` crops output and photo alike before the loss network (see ``jitter``); ``targets``
+        (``content_targets``) may be passed in when the same photo is scored many times."""
         dy, dx = shift
         h, w = output.shape[2] - JITTER, output.shape[3] - JITTER
-        with torch.no_grad():
-            targets = self.lossnet(photo[..., dy:dy + h, dx:dx + w])
+        if targets is None:
+            targets = self.content_targets(photo, shift)
         feats = self.lossnet(output[..., dy:dy + h, dx:dx + w])
         b = output.shape[0]
         parts = {
