@@ -19,6 +19,7 @@ the DAC-override capabilities and the unreadable files really are unreadable.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import shutil
@@ -47,8 +48,20 @@ class Tree:
     bad: dict[Path, str] = field(default_factory=dict)
 
 
+DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+            "--inh-caps", "-dac_override,-dac_read_search"]
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv_works() -> bool:
+    if shutil.which("setpriv") is None:
+        return False
+    return subprocess.run([*DROP_DAC, "true"], capture_output=True).returncode == 0
+
+
 def can_deny_reads() -> bool:
-    return os.geteuid() != 0 or shutil.which("setpriv") is not None
+    """Whether permission bits can be made to stop reads: not root, or root able to drop DAC override."""
+    return os.geteuid() != 0 or _setpriv_works()
 
 
 def make_tree(root: Path, photos: int, bad_fraction: float = 0.1, seed: int = 0) -> Tree:
@@ -129,10 +142,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def unprivileged(cmd: list[str]) -> list[str]:
     """As root, run ``cmd`` without the capabilities that let root ignore permission bits."""
-    if os.geteuid() == 0 and shutil.which("setpriv"):
-        drop = "-dac_override,-dac_read_search"
-        return ["setpriv", "--bounding-set", drop, "--inh-caps", drop, *cmd]
-    return cmd
+    return [*DROP_DAC, *cmd] if os.geteuid() == 0 and _setpriv_works() else cmd
 
 
 def batch_command(in_dir: Path, out_dir: Path, style: str, size: int, *extra: str) -> list[str]:

@@ -104,8 +104,8 @@ def main() -> None:
     from stylize.catalogue import get_style
     from stylize.network import load_weights
 
-    print(f"torch={torch.__version__} threads={torch.get_num_threads()} size={args.size} eval set={EVAL_SET}")
     images = dict(list(eval_images(args.size).items())[: args.images])
+    print(f"torch={torch.__version__} threads={torch.get_num_threads()} size={args.size} eval set={list(images)}")
     checkpoints = tuple(sorted(args.iterations))
     table = {}
     for style in args.styles:
