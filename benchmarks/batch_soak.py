@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from stylize.atomic import PARTIAL_SUFFIX
+from stylize.batch import output_for
+
 BAD_KINDS = ["random_bytes", "truncated", "empty", "permission_denied", "broken_symlink", "symlink_loop",
              "directory", "pipe", "text"]
 NAMES = ["IMG_{:04d}", "holiday photo {:04d}", "été_{:04d}", "写真_{:04d}", "a [b] {:04d}"]
@@ -150,16 +153,10 @@ def batch_command(in_dir: Path, out_dir: Path, style: str, size: int, *extra: st
                          "--recursive", "--size", str(size), "--device", "cpu", *extra])
 
 
-def expected_output(source: Path, in_dir: Path, out_dir: Path) -> Path:
-    from stylize.batch import output_for
-
-    return output_for(source, in_dir, out_dir, "")
-
-
 def check_outputs(tree: Tree, out_dir: Path) -> list[str]:
     """Problems with the output folder: missing, undecodable or wrong-size outputs, strays, partial files."""
     problems = []
-    wanted = {expected_output(p, tree.root, out_dir): p for p in tree.good}
+    wanted = {output_for(p, tree.root, out_dir, ""): p for p in tree.good}
     for target, source in wanted.items():
         if not target.is_file():
             problems.append(f"missing {target}")
@@ -172,7 +169,8 @@ def check_outputs(tree: Tree, out_dir: Path) -> list[str]:
         except OSError as exc:
             problems.append(f"{target}: does not decode ({exc})")
     present = {p for p in out_dir.rglob("*") if p.is_file()}
-    problems += [f"stray file {p}" for p in sorted(present - set(wanted))]
+    problems += [f"partial file left: {p}" if p.name.endswith(PARTIAL_SUFFIX) else f"stray file {p}"
+                 for p in sorted(present - set(wanted))]
     return problems
 
 
@@ -189,10 +187,18 @@ def killed_then_resumed(tree: Tree, out_dir: Path, style: str, size: int, kill_f
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = {p for p in out_dir.rglob("*") if p.is_file() and not p.name.endswith(".partial")}
-    partials = [p for p in out_dir.rglob("*.partial")]
+    files = [p for p in out_dir.rglob("*") if p.is_file()]
+    partials = sum(p.name.endswith(PARTIAL_SUFFIX) for p in files)
     resumed = run(tree.root, out_dir, style, size, "--skip-existing")
-    return {"finished_before_kill": len(done_before), "partials_after_kill": len(partials), "resumed": resumed}
+    return {"finished_before_kill": len(files) - partials, "partials_after_kill": partials, "resumed": resumed}
+
+
+def two_batches_at_once(tree: Tree, out_dir: Path, style: str, size: int) -> tuple[int, int]:
+    """Two batch processes over the same photos into one folder; their exit statuses."""
+    first = subprocess.Popen(batch_command(tree.root, out_dir, style, size),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = run(tree.root, out_dir, style, size, "--skip-existing")
+    return first.wait(), second.returncode
 
 
 def report_lines(stderr: str) -> tuple[dict[str, int], dict[str, str]]:
@@ -236,21 +242,15 @@ def main() -> int:
             problems.append(f"written + skipped = {counts} != {len(tree.good)} good photos")
         unlisted = [p for p in tree.bad if str(p) not in failed]
         problems += [f"bad entry not listed: {p}" for p in unlisted]
-        leftovers = list(out_dir.rglob("*.partial"))
-        problems += [f"partial file left: {p}" for p in leftovers]
         if tree_digest(tree.root) != before:
             problems.append("the input tree changed")
 
         small = make_tree(Path(tmp) / "small", args.concurrent_photos, seed=1)
         concurrent_out = Path(tmp) / "shared out"
-        first = subprocess.Popen(batch_command(small.root, concurrent_out, args.style, args.size),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        second = run(small.root, concurrent_out, args.style, args.size, "--skip-existing")
-        first.wait()
+        statuses = two_batches_at_once(small, concurrent_out, args.style, args.size)
         concurrent_problems = check_outputs(small, concurrent_out)
-        concurrent_problems += [f"partial file left: {p}" for p in concurrent_out.rglob("*.partial")]
-        if second.returncode != 1 or first.returncode != 1:
-            concurrent_problems.append(f"exit statuses {first.returncode}, {second.returncode}, expected 1, 1")
+        if statuses != (1, 1):
+            concurrent_problems.append(f"exit statuses {statuses}, expected (1, 1)")
         problems += concurrent_problems
         lost = sum(1 for p in problems if p.startswith(("missing", "stray", "partial")) or "decode" in p)
         print(f"batch soak: {len(tree.good) + len(tree.bad)} entries ({len(tree.good)} photos, {len(tree.bad)} bad: "

@@ -47,22 +47,14 @@ def eval_images(size: int) -> dict[str, torch.Tensor]:
 
 
 def objective_for(style: str, style_dir: Path):  # noqa: ANN201
-    """The style's training objective, rebuilt from its recorded recipe."""
-    from stylize.catalogue import get_style
-    from stylize.training import losses
-    from stylize.training.lossnet import load_loss_net
-    from stylize.training.train import Objective, TrainConfig, load_rgb
+    """The style's training objective, rebuilt from its recorded recipe (the painting read from ``style_dir``)."""
+    from dataclasses import replace
 
-    recipe = dict(get_style(style).metadata["training"]["recipe"])
-    recipe["widths"] = tuple(recipe["widths"])
-    known = set(TrainConfig.__dataclass_fields__)
-    cfg = TrainConfig(**{k: v for k, v in recipe.items() if k in known})
-    layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
-    lossnet = load_loss_net(cfg.loss_net, layers).eval()
-    for p in lossnet.parameters():
-        p.requires_grad_(False)
-    painting = load_rgb(style_dir / f"{style}.jpg", cfg.style_size)
-    return Objective(cfg, lossnet, painting)
+    from stylize.catalogue import get_style
+    from stylize.training.train import build_objective, config_from_record
+
+    cfg = config_from_record(get_style(style).metadata["training"]["recipe"])
+    return build_objective(replace(cfg, style_image=str(style_dir / f"{style}.jpg")))
 
 
 def score(objective, output: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:  # noqa: ANN001
@@ -114,6 +106,7 @@ def main() -> None:
         rows: dict[str, list] = {"network": []}
         for name, photo in images.items():
             with torch.no_grad():
+                net(photo)  # warm-up: the first call pays for allocation
                 began = time.perf_counter()
                 output = net(photo)
                 net_seconds = time.perf_counter() - began

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from PIL import Image
 from stylize.network import Architecture, StyleNet, save_weights
 
 TEST_STYLE = "test_random"
+
+#: The soak scripts in benchmarks/ double as the harness of the scaled-down reliability tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 @pytest.fixture(scope="session")

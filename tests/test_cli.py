@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import batch_soak
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,11 +22,6 @@ runner = CliRunner()
 
 def run(*args: str) -> "CliRunner.invoke":  # type: ignore[name-defined]
     return runner.invoke(app, [str(a) for a in args])
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 def test_help_is_fast_and_does_not_import_torch() -> None:
@@ -104,7 +99,7 @@ def make_folder(root: Path, astronaut: np.ndarray) -> Path:
 def test_batch_writes_good_reports_bad_and_leaves_input_untouched(catalogue: Path, tmp_path: Path,
                                                                   astronaut: np.ndarray) -> None:
     src = make_folder(tmp_path, astronaut)
-    before = tree_digest(src)
+    before = batch_soak.tree_digest(src)
     out = src / "out"  # inside the input: must not be re-read
     result = run("batch", src, out, "-s", TEST_STYLE, "--recursive", "--suffix", "_art", "--size", "128")
     assert result.exit_code == 1, result.output
@@ -115,7 +110,7 @@ def test_batch_writes_good_reports_bad_and_leaves_input_untouched(catalogue: Pat
     for bad in ("broken.jpg", "dir.jpg", "dangling.jpg"):
         assert bad in result.output
     assert "3 written" in result.output and "3 failed" in result.output
-    after = tree_digest(src)
+    after = batch_soak.tree_digest(src)
     assert {k: v for k, v in after.items() if not k.startswith("out")} == before
 
     again = run("batch", src, out, "-s", TEST_STYLE, "--recursive", "--suffix", "_art", "--skip-existing")

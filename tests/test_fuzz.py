@@ -6,16 +6,13 @@ The same harness as ``benchmarks/fuzz.py`` (which runs 10,000 cases); a few hund
 from __future__ import annotations
 
 import collections
-import sys
 from pathlib import Path
 
+import fuzz
 import pytest
 
 import stylize
 from conftest import TEST_STYLE
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import fuzz  # noqa: E402
 
 CASES = 300
 

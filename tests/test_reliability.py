@@ -10,13 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import batch_soak
 import pytest
 
 from conftest import TEST_STYLE
 from stylize.atomic import atomic_path, remove_stale_partials
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import batch_soak  # noqa: E402
 
 
 def test_killed_batch_resumes_to_a_complete_set(catalogue: Path, tmp_path: Path) -> None:
@@ -39,10 +37,7 @@ def test_killed_batch_resumes_to_a_complete_set(catalogue: Path, tmp_path: Path)
 def test_two_batches_into_one_folder_leave_whole_files(catalogue: Path, tmp_path: Path) -> None:
     tree = batch_soak.make_tree(tmp_path / "in", 16, bad_fraction=0.25)
     out = tmp_path / "out"
-    first = subprocess.Popen(batch_soak.batch_command(tree.root, out, TEST_STYLE, 128),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    second = batch_soak.run(tree.root, out, TEST_STYLE, 128)
-    assert first.wait() == 1 and second.returncode == 1
+    assert batch_soak.two_batches_at_once(tree, out, TEST_STYLE, 128) == (1, 1)
     assert batch_soak.check_outputs(tree, out) == []
 
 

@@ -96,19 +96,16 @@ class Objective:
             self.style_mean, self.style_cov = losses.color_stats(style)
 
     def content_targets(self, photo: torch.Tensor, shift: tuple[int, int]) -> dict[str, torch.Tensor]:
-        dy, dx = shift
         with torch.no_grad():
-            return self.lossnet(photo[..., dy:dy + photo.shape[2] - JITTER, dx:dx + photo.shape[3] - JITTER])
+            return self.lossnet(jitter_crop(photo, shift))
 
     def __call__(self, output: torch.Tensor, photo: torch.Tensor, shift: tuple[int, int],
                  targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """``shift`` crops output and photo alike before the loss network (see ``jitter``); ``targets``
         (``content_targets``) may be passed in when the same photo is scored many times."""
-        dy, dx = shift
-        h, w = output.shape[2] - JITTER, output.shape[3] - JITTER
         if targets is None:
             targets = self.content_targets(photo, shift)
-        feats = self.lossnet(output[..., dy:dy + h, dx:dx + w])
+        feats = self.lossnet(jitter_crop(output, shift))
         b = output.shape[0]
         parts = {
             "content": sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS),
@@ -136,6 +133,25 @@ def jitter(seed: int, step: int) -> tuple[int, int]:
     return int(rng.integers(0, JITTER)), int(rng.integers(0, JITTER))
 
 
+def jitter_crop(images: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+    dy, dx = shift
+    return images[..., dy:dy + images.shape[2] - JITTER, dx:dx + images.shape[3] - JITTER]
+
+
+def build_objective(cfg: TrainConfig, device: torch.device = torch.device("cpu")) -> Objective:
+    """The recipe's loss network and painting, ready to score outputs (training and the quality benchmark)."""
+    layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
+    lossnet = load_loss_net(cfg.loss_net, layers)  # type: ignore[arg-type]
+    lossnet = lossnet.to(device).to(memory_format=torch.channels_last)
+    return Objective(cfg, lossnet, load_rgb(Path(cfg.style_image), cfg.style_size).to(device))
+
+
+def config_from_record(saved: dict) -> TrainConfig:
+    """A TrainConfig from its JSON record (checkpoint or styles/NAME.json); keys retired since are ignored."""
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: (tuple(v) if k == "widths" else v) for k, v in saved.items() if k in known})
+
+
 def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, step: int, seconds: float,
                     cfg: TrainConfig) -> None:
     from safetensors.torch import save_file
@@ -157,10 +173,7 @@ def checkpoint_config(name: str, steps: int | None = None, run_dir: Path = Path(
     if not path.is_file():
         raise StylizeError(f"--resume: no checkpoint at {path}")
     with safe_open(str(path), framework="pt") as handle:
-        saved = json.loads(handle.metadata()["config"])
-    saved["widths"] = tuple(saved["widths"])
-    known = {f.name for f in fields(TrainConfig)}  # checkpoints from older versions may carry retired keys
-    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+        cfg = config_from_record(json.loads(handle.metadata()["config"]))
     if steps is not None:
         cfg.steps = steps
     return cfg
@@ -218,10 +231,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
 
     objective = None
     if not cfg.identity:
-        layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
-        lossnet = load_loss_net(cfg.loss_net, layers)  # type: ignore[arg-type]
-        lossnet = lossnet.to(device).to(memory_format=torch.channels_last)
-        objective = Objective(cfg, lossnet, load_rgb(Path(cfg.style_image), cfg.style_size).to(device))
+        objective = build_objective(cfg, device)
     sample = load_rgb(sample_photo(paths), 384).to(device)
 
     batches = DataLoader(StepBatches(paths, cfg.size, cfg.batch, cfg.seed), batch_size=None,
