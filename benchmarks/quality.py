@@ -46,7 +46,7 @@ def eval_images(size: int) -> dict[str, torch.Tensor]:
     return images
 
 
-def objective_for(style: str, style_dir: Path):  # noqa: ANN201
+def objective_for(style: str, style_dir: Path, device: torch.device):  # noqa: ANN201
     """The style's training objective, rebuilt from its recorded recipe (the painting read from ``style_dir``)."""
     from dataclasses import replace
 
@@ -54,7 +54,13 @@ def objective_for(style: str, style_dir: Path):  # noqa: ANN201
     from stylize.training.train import build_objective, config_from_record
 
     cfg = config_from_record(get_style(style).metadata["training"]["recipe"])
-    return build_objective(replace(cfg, style_image=str(style_dir / f"{style}.jpg")))
+    return build_objective(replace(cfg, style_image=str(style_dir / f"{style}.jpg")), device)
+
+
+def clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def score(objective, output: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:  # noqa: ANN001
@@ -73,11 +79,11 @@ def gatys(objective, photo: torch.Tensor, checkpoints: tuple[int, ...]) -> dict[
         loss.backward()
         return loss
 
-    results, began = {}, time.perf_counter()
+    results, began = {}, clock(photo.device)
     for iteration in range(1, max(checkpoints) + 1):
         opt.step(closure)
         if iteration in checkpoints:
-            seconds = time.perf_counter() - began
+            seconds = clock(photo.device) - began
             with torch.no_grad():
                 results[iteration] = (score(objective, torch.sigmoid(logits), photo), seconds)
     return results
@@ -90,26 +96,31 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--images", type=int, default=len(EVAL_SET), help="use the first N of the evaluation set")
     parser.add_argument("--iterations", type=int, nargs="+", default=[50, 100, 300])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     from stylize.catalogue import get_style
+    from stylize.inference import resolve_device
     from stylize.network import load_weights
 
-    images = dict(list(eval_images(args.size).items())[: args.images])
-    print(f"torch={torch.__version__} threads={torch.get_num_threads()} size={args.size} eval set={list(images)}")
+    device = resolve_device(args.device)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
+    images = {k: v.to(device) for k, v in list(eval_images(args.size).items())[: args.images]}
+    print(f"torch={torch.__version__} device={device} threads={torch.get_num_threads()} size={args.size} "
+          f"eval set={list(images)}")
     checkpoints = tuple(sorted(args.iterations))
     table = {}
     for style in args.styles:
-        objective = objective_for(style, args.style_dir)
-        net = load_weights(get_style(style).weights).eval().float()
+        objective = objective_for(style, args.style_dir, device)
+        net = load_weights(get_style(style).weights).eval().float().to(device)
         rows: dict[str, list] = {"network": []}
         for name, photo in images.items():
             with torch.no_grad():
                 net(photo)  # warm-up: the first call pays for allocation
-                began = time.perf_counter()
+                began = clock(device)
                 output = net(photo)
-                net_seconds = time.perf_counter() - began
+                net_seconds = clock(device) - began
                 rows["network"].append((score(objective, output, photo), net_seconds))
             for iteration, result in gatys(objective, photo, checkpoints).items():
                 rows.setdefault(f"gatys@{iteration}", []).append(result)

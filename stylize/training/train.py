@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -45,6 +46,7 @@ class TrainConfig:
     structure_weight: float = 1.5
     tv_weight: float = 300.0
     lr: float = 1e-3
+    lr_decay_start: int | None = None
     clip_grad: float = 1.0
     widths: tuple[int, int, int] = (16, 32, 64)
     res_blocks: int = 5
@@ -60,6 +62,8 @@ class TrainConfig:
     sample_every: int = 50
     log_every: int = 10
     workers: int = 1
+    cache_content: bool = False
+    max_minutes: float | None = None
 
     @property
     def out_dir(self) -> Path:
@@ -67,9 +71,19 @@ class TrainConfig:
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision in the dtype inference uses on this device (none where that is fp32)."""
+    """Mixed precision: bf16 on GPUs that have it (fp16 would need loss scaling), else inference's dtype."""
     dtype = default_dtype(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        dtype = torch.bfloat16
     return contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(device.type, dtype=dtype)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Constant, then (from ``lr_decay_start``) a cosine decay to zero at the last step."""
+    start = cfg.lr_decay_start
+    if start is None or step <= start or cfg.steps <= start:
+        return cfg.lr
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / (cfg.steps - start))))
 
 
 def load_rgb(path: Path, long_side: int | None = None) -> torch.Tensor:
@@ -212,6 +226,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     if not NAME_PATTERN.match(cfg.name):
         raise StylizeError(f"style name must be lower-case letters, digits, _ or -: {cfg.name!r}")
     device = resolve_device(cfg.device)
+    torch.backends.cudnn.benchmark = True  # every step has the same shapes
     out_dir = cfg.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint.safetensors"
@@ -234,11 +249,12 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         objective = build_objective(cfg, device)
     sample = load_rgb(sample_photo(paths), 384).to(device)
 
-    batches = DataLoader(StepBatches(paths, cfg.size, cfg.batch, cfg.seed), batch_size=None,
+    batches = DataLoader(StepBatches(paths, cfg.size, cfg.batch, cfg.seed, cfg.cache_content), batch_size=None,
                          sampler=range(start, cfg.steps), num_workers=cfg.workers,
                          persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
     amp = autocast_for(device)
     began = time.time()
+    deadline = began + cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
     parts: dict[str, torch.Tensor] = {}
     step = start
     for step, content in enumerate(batches, start + 1):
@@ -251,6 +267,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                 parts = objective(output, content, jitter(cfg.seed, step))
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, step)
         # Adam adapts to the gradient scale, so clipping only damps sudden spikes (which once diverged a run)
         parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         opt.step()
@@ -264,8 +282,12 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                 model.eval()
                 save_rgb(model(sample), out_dir / f"sample_{step:06d}.jpg")
                 model.train()
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        out_of_time = time.time() > deadline
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             save_checkpoint(ckpt, model, opt, step, seconds_before + time.time() - began, cfg)
+        if out_of_time:
+            log(f"--max-minutes reached at step {step}: exporting (continue with --resume)")
+            break
 
     final_losses = {k: round(float(v.item()), 6) for k, v in parts.items()}
     seconds = seconds_before + time.time() - began
@@ -284,7 +306,8 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
     meta["architecture"] = {**model.arch.to_metadata(), "parameters": count_parameters(model)}
     meta["training"] = {
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("run_dir", "weights_dir", "styles_dir",
-                                                                        "device", "workers", "log_every")},
+                                                                        "device", "workers", "log_every",
+                                                                        "cache_content", "max_minutes")},
         "style_image": Path(cfg.style_image).name,
         "content_set": f"{Path(cfg.content_dir).name} ({content_photos} photos)",
         "loss_net": cfg.loss_net,
