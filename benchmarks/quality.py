@@ -126,10 +126,9 @@ def main() -> None:
                 rows.setdefault(f"gatys@{iteration}", []).append(result)
             print(f"  {style} {name}: network {rows['network'][-1][0]['total']:.3f}, "
                   + ", ".join(f"{k} {v[-1][0]['total']:.3f}" for k, v in rows.items() if k != "network"), flush=True)
-        table[style] = {k: {"total": statistics.mean(r[0]["total"] for r in v),
-                            "content": statistics.mean(r[0]["content"] for r in v),
-                            "style": statistics.mean(r[0]["style"] for r in v),
-                            "seconds": statistics.mean(r[1] for r in v)} for k, v in rows.items()}
+        table[style] = {method: {**{term: statistics.mean(r[0][term] for r in runs)
+                                    for term in ("total", "content", "style")},
+                                 "seconds": statistics.mean(r[1] for r in runs)} for method, runs in rows.items()}
     print("| style | method | total loss | content | style | seconds per image |")
     print("|---|---|---|---|---|---|")
     for style, rows in table.items():

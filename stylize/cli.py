@@ -217,13 +217,9 @@ def train(
 
     how = dict(device=device, workers=workers, cache_content=cache_content, max_minutes=max_minutes,
                checkpoint_every=checkpoint_every, sample_every=checkpoint_every)
+    schedule = {k: v for k, v in dict(lr=lr, lr_decay_start=lr_decay_start).items() if v is not None}
     if resume:
-        cfg = replace(checkpoint_config(name, steps), **how)
-        if lr_decay_start is not None:
-            cfg.lr_decay_start = lr_decay_start
-        if lr is not None:
-            cfg.lr = lr
-        typer.echo(f"wrote {run_training(cfg, resume=True)}")
+        typer.echo(f"wrote {run_training(replace(checkpoint_config(name, steps), **how, **schedule), resume=True)}")
         return
     if not style_image.is_file() and not identity:
         raise StylizeError(f"{style_image}: style image not found")
@@ -235,8 +231,8 @@ def train(
     cfg = TrainConfig(style_image=str(style_image), name=name, content_dir=str(content_dir), steps=steps, size=size,
                       batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
                       color_weight=color_weight, structure_weight=structure_weight, tv_weight=tv_weight,
-                      lr=TrainConfig.lr if lr is None else lr, lr_decay_start=lr_decay_start, loss_net=loss_net,
-                      widths=width_tuple, init=str(init) if init else None, identity=identity, seed=seed, **how)
+                      loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
+                      seed=seed, **how, **schedule)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")
 
 

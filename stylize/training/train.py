@@ -70,6 +70,11 @@ class TrainConfig:
         return Path(self.run_dir) / self.name
 
 
+#: How a run is carried out rather than what it learns: left out of the recipe recorded in styles/NAME.json.
+RUN_OPTIONS = frozenset({"run_dir", "weights_dir", "styles_dir", "device", "workers", "log_every", "cache_content",
+                         "max_minutes"})
+
+
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed precision: bf16 on GPUs that have it (fp16 would need loss scaling), else inference's dtype."""
     dtype = default_dtype(device)
@@ -305,9 +310,7 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"name": cfg.name}
     meta["architecture"] = {**model.arch.to_metadata(), "parameters": count_parameters(model)}
     meta["training"] = {
-        "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("run_dir", "weights_dir", "styles_dir",
-                                                                        "device", "workers", "log_every",
-                                                                        "cache_content", "max_minutes")},
+        "recipe": {k: v for k, v in asdict(cfg).items() if k not in RUN_OPTIONS},
         "style_image": Path(cfg.style_image).name,
         "content_set": f"{Path(cfg.content_dir).name} ({content_photos} photos)",
         "loss_net": cfg.loss_net,
