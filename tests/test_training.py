@@ -86,6 +86,21 @@ def test_resume_without_checkpoint_is_an_error(tmp_path: Path, astronaut: np.nda
         train(config(tmp_path, content, style, steps=2), resume=True)
 
 
+def test_objective_over_several_offsets_is_the_mean_of_each(tmp_path: Path, astronaut: np.ndarray,
+                                                            tiny_lossnet: None) -> None:
+    """The quality benchmark scores all 64 crop offsets as one batch; that must equal scoring them one by one."""
+    content, style = make_data(tmp_path, astronaut)
+    objective = train_module.build_objective(config(tmp_path, content, style, steps=1))
+    photo = torch.from_numpy(astronaut[100:164, 200:264]).permute(2, 0, 1)[None].float() / 255
+    output = photo.flip(3)  # anything that differs from the photo
+    offsets = [(0, 0), (3, 5), (7, 7), (2, 0)]
+    together = objective(output, photo, offsets)
+    one_by_one = [objective(output, photo, [offset]) for offset in offsets]
+    for term in ("content", "style", "total"):
+        assert float(together[term]) == pytest.approx(np.mean([float(o[term]) for o in one_by_one]), rel=1e-5)
+    assert len({round(float(o["style"]), 6) for o in one_by_one}) == len(offsets)  # the offsets really differ
+
+
 def test_normalised_losses_are_scale_free() -> None:
     x = torch.rand(2, 4, 8, 8)
     assert relative_sq_error(x, x) == 0

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -104,6 +104,27 @@ def save_rgb(tensor: torch.Tensor, path: Path) -> None:
     Image.fromarray(to_uint8(tensor.detach())).save(path, quality=92)
 
 
+#: (dy, dx): where the loss network's crop starts.
+Offset = tuple[int, int]
+
+#: Output and photo are cropped by the same random 0..JITTER-1 pixel offset before the loss network, so the
+#: network cannot exploit the fixed alignment of VGG's stride-2 pooling with its own 4-pixel upsampling grid
+#: (without it, runs painted a regular cross-hatch grid over everything).
+JITTER = 8
+
+
+def jitter(seed: int, step: int) -> Offset:
+    rng = np.random.default_rng([seed, step, 1])
+    return int(rng.integers(0, JITTER)), int(rng.integers(0, JITTER))
+
+
+def crops_at(images: torch.Tensor, offsets: Sequence[Offset]) -> torch.Tensor:
+    """The batch cropped by JITTER pixels at each offset, stacked offset-major: (len(offsets) * B, C, H-J, W-J)."""
+    h, w = images.shape[2] - JITTER, images.shape[3] - JITTER
+    crops = [images[..., dy:dy + h, dx:dx + w] for dy, dx in offsets]
+    return crops[0] if len(crops) == 1 else torch.cat(crops)
+
+
 class Objective:
     """Weighted sum of content, style, colour, luminance-structure and TV terms against one painting."""
 
@@ -114,18 +135,19 @@ class Objective:
             self.style_grams = {k: losses.gram(feats[k]) for k in losses.STYLE_LAYERS}
             self.style_mean, self.style_cov = losses.color_stats(style)
 
-    def content_targets(self, photo: torch.Tensor, shift: tuple[int, int]) -> dict[str, torch.Tensor]:
+    def content_targets(self, photo: torch.Tensor, offsets: Sequence[Offset]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            return self.lossnet(jitter_crop(photo, shift))
+            return self.lossnet(crops_at(photo, offsets))
 
-    def __call__(self, output: torch.Tensor, photo: torch.Tensor, shift: tuple[int, int],
+    def __call__(self, output: torch.Tensor, photo: torch.Tensor, offsets: Sequence[Offset],
                  targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """``shift`` crops output and photo alike before the loss network (see ``jitter``); ``targets``
-        (``content_targets``) may be passed in when the same photo is scored many times."""
+        """The loss-network terms are averaged over ``offsets`` (see ``jitter``: training passes one, the quality
+        benchmark all of them, as one batch); ``targets`` (``content_targets``, same offsets) may be passed in
+        when the same photo is scored many times."""
         if targets is None:
-            targets = self.content_targets(photo, shift)
-        feats = self.lossnet(jitter_crop(output, shift))
-        b = output.shape[0]
+            targets = self.content_targets(photo, offsets)
+        feats = self.lossnet(crops_at(output, offsets))
+        b = feats[losses.STYLE_LAYERS[0]].shape[0]
         parts = {
             "content": sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS),
             "style": sum(losses.relative_sq_error(losses.gram(feats[k]), self.style_grams[k].expand(b, -1, -1))
@@ -139,22 +161,6 @@ class Objective:
                    "tv": self.cfg.tv_weight}
         parts["total"] = sum(weights[k] * v for k, v in parts.items())
         return parts
-
-
-#: Output and photo are cropped by the same random 0..JITTER-1 pixel offset before the loss network, so the
-#: network cannot exploit the fixed alignment of VGG's stride-2 pooling with its own 4-pixel upsampling grid
-#: (without it, runs painted a regular cross-hatch grid over everything).
-JITTER = 8
-
-
-def jitter(seed: int, step: int) -> tuple[int, int]:
-    rng = np.random.default_rng([seed, step, 1])
-    return int(rng.integers(0, JITTER)), int(rng.integers(0, JITTER))
-
-
-def jitter_crop(images: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
-    dy, dx = shift
-    return images[..., dy:dy + images.shape[2] - JITTER, dx:dx + images.shape[3] - JITTER]
 
 
 def build_objective(cfg: TrainConfig, device: torch.device = torch.device("cpu")) -> Objective:
@@ -269,7 +275,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             if objective is None:
                 parts = {"total": (output.float() - content).abs().mean()}
             else:
-                parts = objective(output, content, jitter(cfg.seed, step))
+                parts = objective(output, content, [jitter(cfg.seed, step)])
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         for group in opt.param_groups:
