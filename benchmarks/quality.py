@@ -131,7 +131,8 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", default=["starry_night", "great_wave", "udnie"])
     parser.add_argument("--style-dir", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--images", type=int, default=len(EVAL_SET), help="use the first N of the evaluation set")
+    parser.add_argument("--images", nargs="+", choices=EVAL_SET, default=list(EVAL_SET),
+                        help="a subset of the evaluation set")
     parser.add_argument("--iterations", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way)")
     parser.add_argument("--gatys-offsets", choices=("random", "all", "fixed"), default="random",
@@ -145,7 +146,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
-    images = {k: v.to(device) for k, v in list(eval_images(args.size).items())[: args.images]}
+    images = {k: v.to(device) for k, v in eval_images(args.size).items() if k in args.images}
     print(f"torch={torch.__version__} device={device} threads={torch.get_num_threads()} size={args.size} "
           f"eval set={list(images)} gatys offsets={args.gatys_offsets}")
     checkpoints = tuple(sorted(args.iterations))
