@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from network_speed import timed  # a sibling script: median of CUDA-synchronised runs after a warm-up
 from stylize.training.train import JITTER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,12 +74,6 @@ def clock(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
-
-
-def timed(net: torch.nn.Module, photo: torch.Tensor) -> float:
-    began = clock(photo.device)
-    net(photo)
-    return clock(photo.device) - began
 
 
 #: Every offset the training objective's random crop can take.
@@ -157,10 +152,10 @@ def main() -> None:
         rows: dict[str, list] = {"network": []}
         for name, photo in images.items():
             targets = objective.content_targets(photo, OFFSETS)
+            net_seconds = timed(lambda: net(photo), device, repeats=5)
             with torch.no_grad():
-                output = net(photo)  # warm-up: the first call pays for allocation
-                net_seconds = statistics.median(timed(net, photo) for _ in range(5))
-                rows["network"].append((score(objective, output, photo, targets), net_seconds))
+                output = net(photo)
+            rows["network"].append((score(objective, output, photo, targets), net_seconds))
             for iteration, result in gatys(objective, photo, targets, checkpoints, args.gatys_offsets).items():
                 rows.setdefault(f"gatys@{iteration}", []).append(result)
             print(f"  {style} {name}: network {rows['network'][-1][0]['total']:.3f}, "
