@@ -21,19 +21,22 @@ from stylize.inference import cpu_has_bf16, default_dtype, resolve_device
 from stylize.network import Architecture, StyleNet, count_parameters
 
 
+def clock(device: torch.device) -> float:
+    """perf_counter after the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def timed(fn, device: torch.device, repeats: int) -> float:  # noqa: ANN001
     """Median seconds of ``repeats`` calls after one warm-up."""
     times = []
     with torch.inference_mode():
         for i in range(repeats + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            began = time.perf_counter()
+            began = clock(device)
             fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
             if i:
-                times.append(time.perf_counter() - began)
+                times.append(clock(device) - began)
     return statistics.median(times)
 
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from network_speed import timed  # a sibling script: median of CUDA-synchronised runs after a warm-up
+from network_speed import clock, timed  # a sibling script: CUDA-synchronised timing
 from stylize.training.train import JITTER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,12 +67,6 @@ def objective_for(style: str, style_dir: Path, device: torch.device):  # noqa: A
 
     cfg = config_from_record(get_style(style).metadata["training"]["recipe"])
     return build_objective(replace(cfg, style_image=str(style_dir / f"{style}.jpg")), device)
-
-
-def clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 #: Every offset the training objective's random crop can take.
@@ -117,7 +110,7 @@ def gatys(objective, photo: torch.Tensor, targets: dict, checkpoints: tuple[int,
         opt.step(closure)
         seconds += clock(photo.device) - began
         if iteration in checkpoints:
-            results[iteration] = (score(objective, torch.sigmoid(logits).detach(), photo, targets), seconds)
+            results[iteration] = (score(objective, torch.sigmoid(logits), photo, targets), seconds)
     return results
 
 
