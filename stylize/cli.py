@@ -191,10 +191,11 @@ def train(
     name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json."),
     content_dir: Path = typer.Option(..., help="Folder of training photos."),
     steps: int = typer.Option(800, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
-    batch: int = typer.Option(4, min=1), style_size: int = typer.Option(384, min=32),
-    style_weight: float = typer.Option(8.0), content_weight: float = typer.Option(1.0),
-    color_weight: float = typer.Option(1.0), structure_weight: float = typer.Option(1.5),
-    tv_weight: float = typer.Option(300.0),
+    batch: int = typer.Option(4, min=1),
+    style_size: int = typer.Option(512, min=32, help="The painting's long side: sets the brush-stroke scale."),
+    style_weight: float = typer.Option(5.0), content_weight: float = typer.Option(1.0),
+    color_weight: float = typer.Option(1.0), tv_weight: float = typer.Option(0.0),
+    directions: int = typer.Option(64, min=1, help="Random projections per sliced-Wasserstein term and step."),
     lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's learning rate [default: 1e-3] (also on --resume)."),
     lr_decay_start: Optional[int] = typer.Option(None, min=0, help="Cosine-decay the learning rate from this "
                                                  "step to zero at --steps (also on --resume)."),
@@ -209,6 +210,8 @@ def train(
     cache_content: bool = typer.Option(False, "--cache-content", help="Keep decoded photos in memory (fast GPUs)."),
     max_minutes: Optional[float] = typer.Option(None, min=0.0, help="Stop, checkpoint and export after this long."),
     checkpoint_every: int = typer.Option(50, min=1, help="Steps between checkpoints and progress samples."),
+    export_to: Path = typer.Option(Path("."), help="Write DIR/weights/NAME.safetensors and DIR/styles/NAME.json "
+                                   "(a folder other than the project's keeps a candidate apart from the shipped style)."),
 ) -> None:
     """Train a style network with perceptual losses (checkpointed, resumable)."""
     from dataclasses import replace
@@ -216,7 +219,8 @@ def train(
     from .training.train import TrainConfig, checkpoint_config, train as run_training
 
     how = dict(device=device, workers=workers, cache_content=cache_content, max_minutes=max_minutes,
-               checkpoint_every=checkpoint_every, sample_every=checkpoint_every)
+               checkpoint_every=checkpoint_every, sample_every=checkpoint_every,
+               weights_dir=str(export_to / "weights"), styles_dir=str(export_to / "styles"))
     schedule = {k: v for k, v in dict(lr=lr, lr_decay_start=lr_decay_start).items() if v is not None}
     if resume:
         typer.echo(f"wrote {run_training(replace(checkpoint_config(name, steps), **how, **schedule), resume=True)}")
@@ -230,7 +234,7 @@ def train(
         raise StylizeError(f"--widths must be three integers like 16,32,64, got {widths!r}") from None
     cfg = TrainConfig(style_image=str(style_image), name=name, content_dir=str(content_dir), steps=steps, size=size,
                       batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
-                      color_weight=color_weight, structure_weight=structure_weight, tv_weight=tv_weight,
+                      color_weight=color_weight, tv_weight=tv_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       seed=seed, **how, **schedule)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")

@@ -41,6 +41,11 @@ class Face:
     score: float
     points: np.ndarray  # (5, 2) template-ordered key points, or (4, 2) eyes/nose/mouth-centre fallback
     oval: np.ndarray | None  # (N, 2) face-oval polygon from the mesh, None if the mesh failed
+    landmarks: np.ndarray | None = None  # (468, 2) face-mesh landmarks, None if the mesh failed
+
+    @property
+    def eye_distance(self) -> float:
+        return float(np.linalg.norm(self.points[0] - self.points[1]))
 
     def transform(self, crop_size: int = CROP_SIZE) -> np.ndarray:
         """2x3 similarity matrix mapping photo pixels to the aligned crop."""
@@ -104,6 +109,20 @@ def _oval_order() -> list[int]:
         order.append(node)
         node = nxt[node]
     return order
+
+
+@dataclass(frozen=True)
+class FaceCheck:
+    """Whether a face found on a photo is still a face after stylising, and how far its landmarks moved."""
+
+    survived: bool
+    drift: float | None  # median landmark displacement / inter-ocular distance; None when no mesh was found
+
+
+def _key_points(landmarks: np.ndarray) -> np.ndarray:
+    """Eye centres, nose tip and mouth corners: the five alignment points, in template order."""
+    eyes = [landmarks[list(pair)].mean(axis=0) for pair in MESH_EYES]
+    return np.vstack([eyes[0], eyes[1], landmarks[MESH_NOSE], landmarks[MESH_MOUTH[0]], landmarks[MESH_MOUTH[1]]])
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -184,8 +203,22 @@ class FaceFinder:
                 kept.append(cand)
         return kept[: self.max_faces]
 
-    def _landmarks(self, rgb: np.ndarray, box: tuple, score: float, keypoints: np.ndarray) -> Face:
-        """Face mesh on a square crop around the detection (so small faces get enough pixels)."""
+    def check(self, rgb: np.ndarray, face: Face) -> FaceCheck:
+        """Run the face mesh on ``rgb`` at the crop where ``face`` was found; it survives when the mesh is found
+        and its five key points lie, on average, within half an inter-ocular distance of the photo's."""
+        if face.landmarks is None:
+            raise ValueError("only faces with face-mesh landmarks can be checked")
+        with self._lock:
+            landmarks = self._mesh_at(rgb, face.box)
+        if landmarks is None:
+            return FaceCheck(False, None)
+        eye_distance = face.eye_distance
+        moved = np.linalg.norm(_key_points(landmarks) - face.points, axis=1).mean() / eye_distance
+        drift = float(np.median(np.linalg.norm(landmarks - face.landmarks, axis=1)) / eye_distance)
+        return FaceCheck(bool(moved <= 0.5), drift)
+
+    def _mesh_at(self, rgb: np.ndarray, box: tuple) -> np.ndarray | None:
+        """Face mesh on a square crop around a detection box (so small faces get enough pixels), in photo pixels."""
         x0, y0, x1, y1 = box
         cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, 2.0 * max(x1 - x0, y1 - y0)
         size = 384
@@ -200,11 +233,16 @@ class FaceFinder:
                 result = self._mesh.process(crop)
             self._mesh_warmed = True
         if not result.multi_face_landmarks:
-            return Face(box=box, score=score, points=keypoints, oval=None)
+            return None
         lm = np.array([[p.x * size, p.y * size] for p in result.multi_face_landmarks[0].landmark], np.float64)
-        lm = (lm - to_crop[:, 2]) / scale  # back to photo pixels
-        eyes = [lm[list(pair)].mean(axis=0) for pair in MESH_EYES]
-        points = np.vstack([eyes[0], eyes[1], lm[MESH_NOSE], lm[MESH_MOUTH[0]], lm[MESH_MOUTH[1]]])
+        return (lm - to_crop[:, 2]) / scale
+
+    def _landmarks(self, rgb: np.ndarray, box: tuple, score: float, keypoints: np.ndarray) -> Face:
+        lm = self._mesh_at(rgb, box)
+        if lm is None:
+            return Face(box=box, score=score, points=keypoints, oval=None)
+        points = _key_points(lm)
         if np.linalg.norm(points[0] - keypoints[0]) > 0.5 * np.linalg.norm(keypoints[0] - keypoints[1]) + 4:
             return Face(box=box, score=score, points=keypoints, oval=None)  # mesh latched onto another face
-        return Face(box=box, score=score, points=points.astype(np.float32), oval=lm[self._oval].astype(np.float32))
+        return Face(box=box, score=score, points=points.astype(np.float32), oval=lm[self._oval].astype(np.float32),
+                    landmarks=lm.astype(np.float32))

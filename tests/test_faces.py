@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stylize.blending import crop_mask, match_color_stats, paste_face, seam_score
-from stylize.faces import CROP_SIZE, TEMPLATE, FaceFinder, align_face, similarity_transform
+from stylize.blending import crop_mask, match_color_stats, paste_face, seam_score, warp_back
+from stylize.faces import CROP_SIZE, TEMPLATE, Face, FaceFinder, align_face, similarity_transform
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,24 @@ def test_aligned_crop_has_level_eyes_at_template(finder: FaceFinder, astronaut: 
     eyes = again[0].points[:2]
     assert abs(eyes[0, 1] - eyes[1, 1]) < 0.03 * CROP_SIZE  # level
     assert np.abs(eyes - TEMPLATE[:2]).max() < 0.04 * CROP_SIZE  # where the template puts them
+
+
+def test_face_check_keeps_a_face_and_catches_a_lost_one(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    face = finder.find(astronaut)[0]
+    same = finder.check(astronaut, face)
+    assert same.survived and same.drift is not None and same.drift < 0.02
+    shifted = finder.check(np.roll(astronaut, 40, axis=1), face)  # a face, but not where this one was
+    assert not shifted.survived and shifted.drift is not None and shifted.drift > 0.5
+    gone = astronaut.copy()
+    x0, y0, x1, y1 = (int(v) for v in face.box)
+    gone[y0:y1, x0:x1] = cv2.blur(gone[y0:y1, x0:x1], (41, 41))  # the face painted over
+    assert not finder.check(gone, face).survived
+
+
+def test_face_check_needs_landmarks(finder: FaceFinder, astronaut: np.ndarray) -> None:
+    meshless = Face(box=(0, 0, 10, 10), score=0.9, points=np.zeros((4, 2), np.float32), oval=None)
+    with pytest.raises(ValueError, match="landmarks"):
+        finder.check(astronaut, meshless)
 
 
 def test_several_faces_border_faces_and_none(finder: FaceFinder, astronaut: np.ndarray) -> None:
@@ -99,6 +117,29 @@ def test_face_strength_zero_keeps_the_original_face(finder: FaceFinder, astronau
     paste_face(canvas, astronaut, np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8), face, 1.0, face_strength=0.0)
     centre = tuple(int(v) for v in face.points[2])  # nose tip: deep inside the mask
     assert np.abs(canvas[centre[1], centre[0]].astype(int) - astronaut[centre[1], centre[0]]).max() <= 2
+
+
+@pytest.mark.parametrize("shrink", [1.0, 2.0, 5.0, 12.0])
+def test_warp_back_puts_crop_points_where_the_map_says(shrink: float) -> None:
+    """A bright spot at a known crop position lands at the matching region pixel, at every scale."""
+    crop = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
+    spot = np.array([300.0, 200.0])
+    cv2.circle(crop, tuple(int(v) for v in spot), int(3 * shrink), 1.0, -1)
+    region_to_crop = np.array([[shrink, 0, 17.0], [0, shrink, -9.0]])  # region pixel -> crop pixel
+    size = (int(CROP_SIZE / shrink) + 20, int(CROP_SIZE / shrink) + 20)
+    out = warp_back(crop, region_to_crop, size, cv2.BORDER_CONSTANT)
+    ys, xs = np.nonzero(out > 0.5 * out.max())
+    found = np.array([np.average(xs, weights=out[ys, xs]), np.average(ys, weights=out[ys, xs])])
+    expected = (spot - region_to_crop[:, 2]) / shrink
+    assert np.abs(found - expected).max() < 0.35, (found, expected)
+
+
+def test_warp_back_averages_fine_texture_instead_of_aliasing() -> None:
+    """One-pixel stripes shrunk 8 times are a flat grey, not a random pattern of black and white samples."""
+    stripes = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
+    stripes[:, ::2] = 1.0
+    out = warp_back(stripes, np.array([[8.0, 0, 0.3], [0, 8.0, 0.3]]), (60, 60), cv2.BORDER_REFLECT_101)
+    assert abs(float(out.mean()) - 0.5) < 0.02 and float(out.std()) < 0.05
 
 
 def test_match_color_stats_moves_means() -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from stylize.network import load_weights
 from stylize.training import lossnet, train as train_module
-from stylize.training.losses import STYLE_LAYERS, gram, relative_sq_error
+from stylize.training.losses import STYLE_LAYERS, SlicedDistribution, random_directions, relative_sq_error
 from stylize.training.train import TrainConfig, checkpoint_config, train
 
 
@@ -101,11 +101,42 @@ def test_objective_over_several_offsets_is_the_mean_of_each(tmp_path: Path, astr
     assert len({round(float(o["style"]), 6) for o in one_by_one}) == len(offsets)  # the offsets really differ
 
 
-def test_normalised_losses_are_scale_free() -> None:
+def test_relative_error_is_scale_free() -> None:
     x = torch.rand(2, 4, 8, 8)
     assert relative_sq_error(x, x) == 0
     assert torch.isclose(relative_sq_error(10 * x, 20 * x), relative_sq_error(x, 2 * x))
-    assert gram(x).shape == (2, 4, 4)
+
+
+def directions(channels: int, seed: int = 0) -> torch.Tensor:
+    return random_directions(channels, 32, torch.Generator().manual_seed(seed), torch.device("cpu"))
+
+
+def test_sliced_distance_compares_distributions_not_layouts() -> None:
+    torch.manual_seed(0)
+    painting = torch.rand(1, 8, 16, 16)
+    target = SlicedDistribution(painting)
+    shuffled = painting.flatten(2)[..., torch.randperm(256)].reshape(1, 8, 16, 16)
+    assert float(target.distance(shuffled, directions(8))) < 1e-10  # same values anywhere: the same style
+    # a photo-like average of the painting's two colours is far from it: what a Gram/mean-covariance loss allowed
+    two_colours = torch.zeros(1, 3, 16, 16)
+    two_colours[:, :, :, 8:] = 1.0
+    grey = torch.full_like(two_colours, 0.5)
+    palette = SlicedDistribution(two_colours)
+    assert float(palette.distance(grey, directions(3))) > 0.2  # same mean, but not the painting's colours
+    assert float(palette.distance(two_colours.flip(3), directions(3))) < 1e-10
+
+
+def test_sliced_distance_resamples_the_painting_and_batches() -> None:
+    torch.manual_seed(0)
+    painting = torch.randn(1, 4, 40, 30) * 3
+    target = SlicedDistribution(painting, max_samples=500)
+    assert target.samples.shape == (4, 500)
+    batch = torch.stack([painting[0, :, :20, :20], torch.zeros(4, 20, 20)])
+    both = target.distance(batch, directions(4))
+    first, second = (target.distance(batch[i:i + 1], directions(4)) for i in range(2))
+    assert torch.isclose(both, (first + second) / 2)  # the mean of per-image distances
+    assert float(first) < 0.1 < float(second)  # a crop of the painting is near it; a blank is not
+    assert torch.isclose(SlicedDistribution(10 * painting, 500).distance(10 * batch, directions(4)), both, rtol=1e-4)
 
 
 def test_hed_weights_map_every_layer() -> None:
@@ -118,7 +149,7 @@ def test_hed_weights_map_every_layer() -> None:
         assert net.convs[name].weight.shape == (cout, cin, 3, 3)
         assert net.convs[name].weight.abs().sum() > 0
     feats = net(torch.rand(1, 3, 64, 64))
-    assert feats["relu4_3"].shape == (1, 512, 8, 8)
+    assert feats["relu4_1"].shape == (1, 512, 8, 8)
 
 
 def test_missing_hed_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -174,8 +205,8 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
     full = lossnet.load_hed_vgg16(STYLE_LAYERS)
     trimmed = lossnet.load_hed_vgg16(STYLE_LAYERS, tmp_path / "hed.h5")
     photo = torch.from_numpy(astronaut[:128, :128]).permute(2, 0, 1)[None].float() / 255
-    a, b = full(photo)["relu4_3"], trimmed(photo)["relu4_3"]
-    assert relative_sq_error(gram(b), gram(a)) < 1e-5
+    a, b = full(photo)["relu4_1"], trimmed(photo)["relu4_1"]
+    assert relative_sq_error(b, a) < 1e-4
     content, _ = make_data(tmp_path, astronaut)
     assert shrink_photos(content, tmp_path / "pack", short_side=100, quality=80) == 4
     sizes = [Image.open(p).size for p in sorted((tmp_path / "pack").iterdir())]

@@ -16,8 +16,22 @@ from torch.utils.data import Dataset
 from ..image_io import FORMATS
 
 
+#: Portraits of ``shared/data/content`` held out of training: the style-distance and face benchmarks and the
+#: contact sheets use them (with scikit-image's astronaut). Chosen by eye for single faces and groups, small
+#: faces, light and dark skin, children and old people; each has a face mesh MediaPipe finds on the photo.
+EVALUATION_PORTRAITS = (
+    "celebahq_0005.jpg", "celebahq_0019.jpg", "celebahq_0022.jpg", "celebahq_0031.jpg", "celebahq_0045.jpg",
+    "gpen_0002.jpg", "gpen_0003.jpg", "gpen_0004.jpg", "gpen_0005.jpg", "facerec_0008.jpg", "facerec_0011.jpg",
+    "dlib_0010.jpg", "vmhuman_0017.jpg",
+    "ulfd_0001.jpg", "ulfd_0012.jpg", "dlib_0005.jpg", "codeformer_0001.jpg", "vmhuman_0001.jpg",
+    "vmhuman_0004.jpg", "cocoval_0013.jpg", "mmpose_0007.jpg",
+)
+
+
 def list_content_images(content_dir: Path) -> list[Path]:
-    paths = sorted(p for p in content_dir.rglob("*") if p.suffix.lower() in FORMATS and p.is_file())
+    """Every image under ``content_dir`` except the held-out evaluation portraits."""
+    paths = sorted(p for p in content_dir.rglob("*") if p.suffix.lower() in FORMATS and p.is_file()
+                   and p.name not in EVALUATION_PORTRAITS)
     if not paths:
         raise FileNotFoundError(f"no images found in {content_dir}")
     return paths

