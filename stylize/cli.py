@@ -47,16 +47,21 @@ HDOpt = typer.Option(HDStrategy.RESIZE, help="resize: working size + edge-aware 
                      "tiled: full resolution in tiles; original: one full-resolution pass.")
 DeviceOpt = typer.Option("auto", help="auto (CUDA if present), cpu or cuda[:N].")
 QualityOpt = typer.Option(92, min=1, max=100, help="JPEG/WebP quality.")
+CheckOpt = typer.Option(True, "--check/--no-check",
+                        help="Look for each face again on the result and warn when one may be lost.")
+ProvenanceOpt = typer.Option(True, "--provenance/--no-provenance",
+                             help="Mark outputs as AI-stylised in their XMP metadata (style, software, options).")
 MaxMPOpt = typer.Option(DEFAULT_MAX_PIXELS / 1e6, "--max-megapixels", min=0.001,
                         help="Refuse larger images (decompression-bomb guard).")
 
 
 def _options(strength: float, face_strength: float, preserve_colors: bool, faces: bool, size: int,
-             hd: HDStrategy, max_megapixels: float):  # noqa: ANN202
+             hd: HDStrategy, max_megapixels: float, provenance: bool, check: bool):  # noqa: ANN202
     from .api import make_options
 
     return make_options(strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
-                        faces=faces, size=size, hd=hd, max_pixels=int(max_megapixels * 1e6))
+                        faces=faces, size=size, hd=hd, max_pixels=int(max_megapixels * 1e6), provenance=provenance,
+                        check=check)
 
 
 @app.command()
@@ -67,20 +72,26 @@ def photo(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: SOURCE_STYLE.EXT beside it."),
     strength: float = StrengthOpt, face_strength: float = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
-    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
+    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
+    check: bool = CheckOpt,
 ) -> None:
     """Stylise one photo."""
     from .api import Stylizer
     from .image_io import FORMATS, load_photo
 
-    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels)
+    from .pipeline import lost_faces_warning
+
+    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check)
     ext = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
     output = output or source.with_name(f"{source.stem}_{style}{ext}")
     began = time.perf_counter()
     photo_in = load_photo(source, options.max_pixels)
     stylizer = Stylizer(style, device)
-    written = stylizer.pipeline.run_to_file(photo_in, output, options, quality)
+    written, face_checks = stylizer.pipeline.run_to_file(photo_in, output, options, quality)
     typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.device})")
+    warning = lost_faces_warning(face_checks, str(written), options)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command()
@@ -94,7 +105,8 @@ def batch(
     suffix: str = typer.Option("", help="Appended to each output's file name, e.g. _starry."),
     strength: float = StrengthOpt, face_strength: float = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
-    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
+    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
+    check: bool = CheckOpt,
 ) -> None:
     """Stylise every photo in a folder; bad files are reported and skipped, the rest go on."""
     from rich.markup import escape
@@ -109,7 +121,7 @@ def batch(
         raise StylizeError(f"--suffix must not contain a path separator: {suffix!r}")
     if not suffix and out_dir.resolve() == in_dir.resolve():
         raise StylizeError("OUT_DIR is IN_DIR: outputs would overwrite the photos; use another folder or --suffix")
-    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels)
+    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check)
     inputs = find_inputs(in_dir, recursive, exclude=out_dir)
     if not inputs:
         raise StylizeError(f"{in_dir}: no photos found" + ("" if recursive else " (try --recursive)"))
@@ -130,6 +142,10 @@ def batch(
     seconds = time.perf_counter() - began
     typer.echo(f"{len(report.written)} written, {len(report.skipped)} skipped, {len(report.failed)} failed "
                f"in {seconds:.1f}s -> {out_dir}", err=True)
+    if report.faces_lost:
+        typer.echo(f"{len(report.faces_lost)} written with faces that may not be recognisable:", err=True)
+    for target, warning in report.faces_lost:
+        typer.echo(f"warning: {warning}", err=True)
     for source, reason in report.failed:
         typer.echo(f"failed: {source}: {reason}", err=True)
     if report.failed:
@@ -157,7 +173,7 @@ def styles() -> None:
 def preview(
     source: Path = typer.Argument(..., help="Photo to show in every style."),
     out_dir: Path = typer.Option(Path("out"), "--out-dir", "-o", help="Folder for the results and the sheet."),
-    faces: bool = FacesOpt, size: int = SizeOpt, device: str = DeviceOpt,
+    faces: bool = FacesOpt, size: int = SizeOpt, device: str = DeviceOpt, provenance: bool = ProvenanceOpt,
 ) -> None:
     """Stylise SOURCE in every shipped style and write a contact sheet."""
     from PIL import Image
@@ -168,7 +184,7 @@ def preview(
     from .pipeline import save_result
     from .sheet import contact_sheet
 
-    options = make_options(faces=faces, size=size)
+    options = make_options(faces=faces, size=size, provenance=provenance, check=False)
     photo_in = load_photo(source, options.max_pixels)
     shown: list[tuple[str, Image.Image]] = [("original", to_pil(photo_in.rgb))]
     catalogue = list_styles()
@@ -176,8 +192,10 @@ def preview(
         raise StylizeError("no styles installed")
     for style in catalogue:
         began = time.perf_counter()
-        result = Stylizer(style.name, device).pipeline.run(photo_in, options)
-        target = save_result(photo_in, result, out_dir / f"{source.stem}_{style.name}.jpg")
+        pipeline = Stylizer(style.name, device).pipeline
+        result = pipeline.run(photo_in, options).rgb
+        target = save_result(photo_in, result, out_dir / f"{source.stem}_{style.name}.jpg",
+                             xmp=pipeline.provenance(options))
         shown.append((style.name, to_pil(result)))
         typer.echo(f"{target} ({time.perf_counter() - began:.1f}s)")
     sheet = save_image(contact_sheet(shown), out_dir / f"{source.stem}_contact_sheet.jpg")

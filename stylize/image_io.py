@@ -199,6 +199,9 @@ FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".ti
            ".bmp": "BMP"}
 
 
+#: TIFF tag that holds an XMP packet.
+XMP_TIFF_TAG = 700
+
 #: Format limits on the side of an image (JPEG's 16-bit header fields; libwebp's own limit).
 FORMAT_MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383}
 
@@ -219,8 +222,11 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, exif: bytes | None = None,
-               icc_profile: bytes | None = None, input_path: Path | None = None) -> Path:
-    """Save atomically (temporary file in the same folder, then rename); never over the input."""
+               icc_profile: bytes | None = None, input_path: Path | None = None, xmp: bytes | None = None) -> Path:
+    """Save atomically (temporary file in the same folder, then rename); never over the input.
+
+    ``xmp`` (a provenance packet) is written where the format has a place for it: JPEG and WebP
+    natively, PNG as an ``XML:com.adobe.xmp`` text chunk, TIFF as tag 700."""
     path = Path(path)
     fmt = format_for(path)
     if input_path is not None and same_file(input_path, path):
@@ -240,6 +246,16 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, e
         options["exif"] = exif
     if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         options["icc_profile"] = icc_profile
+    if xmp and fmt in ("JPEG", "WEBP"):
+        options["xmp"] = xmp
+    elif xmp and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        chunks = PngInfo()
+        chunks.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
+        options["pnginfo"] = chunks
+    elif xmp and fmt == "TIFF":
+        options["tiffinfo"] = {XMP_TIFF_TAG: xmp}
     try:
         with atomic_path(path) as tmp:
             image.save(tmp, format=fmt, **options)

@@ -43,6 +43,10 @@ class Options:
     size: int = DEFAULT_SIZE
     hd: HDStrategy = HDStrategy.RESIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: write what the file is (AI-made, software, style, options) into its XMP metadata
+    provenance: bool = True
+    #: look for each face again on the output (face mesh at its crop) and report the ones lost
+    check: bool = True
 
     def validated(self) -> "Options":
         for name in ("strength", "face_strength"):

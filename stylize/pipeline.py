@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from .inference import Engine, joint_bilateral_upsample, resize_long_side
 from .options import HDStrategy, Options
 
 if TYPE_CHECKING:
-    from .faces import FaceFinder
+    from .faces import FaceCheck, FaceFinder
 
 _FACE_FINDER_LOCK = threading.Lock()
 
@@ -50,6 +51,24 @@ def keep_colors(original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(out, cv2.COLOR_YCrCb2RGB)
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """A stylised photo (uint8 RGB at the photo's size) and, per face found with a mesh, whether it is still a face."""
+
+    rgb: np.ndarray
+    faces: tuple["FaceCheck", ...] = ()
+
+
+def lost_faces_warning(faces: tuple["FaceCheck", ...], where: str, options: Options) -> str | None:
+    """One line for the user when a face did not survive stylising, with the option that helps."""
+    lost = sum(not f.survived for f in faces)
+    if not lost:
+        return None
+    advice = (f"try --face-strength {max(0.0, options.face_strength - 0.25):.2f}" if options.faces
+              else "try without --no-faces")
+    return f"{lost} of {len(faces)} faces may not be recognisable in {where}; {advice}"
+
+
 class Pipeline:
     """A loaded style ready to repaint photos; safe to share between threads."""
 
@@ -60,14 +79,14 @@ class Pipeline:
         self.engine = Engine(load_weights(style.weights), device)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
-    def run(self, photo: Photo, options: Options = Options()) -> np.ndarray:
-        """Stylise ``photo.rgb`` (uint8 RGB) and return the result at the photo's size."""
+    def run(self, photo: Photo, options: Options = Options()) -> Rendering:
+        """Stylise ``photo.rgb`` (uint8 RGB) at the photo's size; with ``options.check``, check its faces."""
         options = options.validated()
         rgb = photo.rgb
         if options.strength == 0.0:
-            return rgb.copy()
+            return Rendering(rgb.copy())
         # detection (MediaPipe) overlaps the whole-photo network pass (torch); both release the GIL
-        finding = self._side.submit(shared_face_finder().find, rgb) if options.faces else None
+        finding = self._side.submit(shared_face_finder().find, rgb) if options.faces or options.check else None
         if options.hd is HDStrategy.ORIGINAL:
             canvas, source = self.engine.stylize(rgb), rgb
         elif options.hd is HDStrategy.TILED:
@@ -76,7 +95,7 @@ class Pipeline:
             source = resize_long_side(rgb, options.size)
             canvas = self.engine.stylize(source)
         faces = finding.result() if finding else []
-        if faces:
+        if faces and options.faces:
             from .blending import paste_face
             from .faces import align_face
 
@@ -88,17 +107,28 @@ class Pipeline:
             canvas = joint_bilateral_upsample(canvas, rgb)
         if options.preserve_colors:
             canvas = keep_colors(rgb, canvas)
-        return mix(rgb, canvas, options.strength)
+        result = mix(rgb, canvas, options.strength)
+        checks: tuple[FaceCheck, ...] = ()
+        if options.check:  # the face mesh at each face's own crop: about as cheap as finding the face was
+            checks = tuple(shared_face_finder().check(result, f) for f in faces if f.landmarks is not None)
+        return Rendering(result, checks)
 
-    def run_to_file(self, photo: Photo, output: Path, options: Options = Options(), quality: int = 92) -> Path:
-        """Stylise and save. Consumes ``photo``: its pixels are released before encoding, so the peak
-        holds one full-size image less (a 100 MP photo stays near 2 GB)."""
-        result = self.run(photo, options)
+    def run_to_file(self, photo: Photo, output: Path, options: Options = Options(),
+                    quality: int = 92) -> tuple[Path, tuple["FaceCheck", ...]]:
+        """Stylise and save; returns the path written and the face checks. Consumes ``photo``: its pixels
+        are released before encoding, so the peak holds one full-size image less (a 100 MP photo stays near 2 GB)."""
+        rendering = self.run(photo, options)
         photo.release_pixels()
-        return save_result(photo, result, output, quality)
+        return save_result(photo, rendering.rgb, output, quality, self.provenance(options)), rendering.faces
+
+    def provenance(self, options: Options) -> bytes | None:
+        """The XMP packet an output made with ``options`` carries (None when the user turned it off)."""
+        from .provenance import provenance_xmp
+
+        return provenance_xmp(self.style, options) if options.provenance else None
 
 
-def save_result(photo: Photo, result: np.ndarray, output: Path, quality: int = 92) -> Path:
-    """Save with the photo's alpha, EXIF and colour profile restored."""
+def save_result(photo: Photo, result: np.ndarray, output: Path, quality: int = 92, xmp: bytes | None = None) -> Path:
+    """Save with the photo's alpha, EXIF and colour profile restored, and the provenance packet."""
     return save_image(to_pil(result, photo.alpha), output, quality=quality, exif=photo.exif,
-                      icc_profile=photo.icc_profile, input_path=photo.source)
+                      icc_profile=photo.icc_profile, input_path=photo.source, xmp=xmp)

@@ -1,0 +1,74 @@
+"""A warning when a face did not survive: CLI, batch and API, on a real face and a style that erases it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import stylize
+from stylize.cli import app
+from stylize.network import Architecture, StyleNet, save_weights
+
+ERASER = "flat_grey"
+runner = CliRunner()
+
+
+@pytest.fixture()
+def eraser(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A style whose network paints every photo flat grey: no face can survive it."""
+    root = tmp_path_factory.mktemp("eraser")
+    model = StyleNet(Architecture((8, 16, 32), res_blocks=1))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+    save_weights(model, root / "weights" / f"{ERASER}.safetensors")
+    (root / "styles").mkdir()
+    (root / "styles" / f"{ERASER}.json").write_text(json.dumps({"title": "Flat grey", "artist": "pytest"}))
+    monkeypatch.setenv("STYLIZE_HOME", str(root))
+    return ERASER
+
+
+@pytest.mark.slow
+def test_api_reports_each_face(eraser: str, astronaut: np.ndarray) -> None:
+    painter = stylize.Stylizer(eraser, device="cpu")
+    _, kept = painter.render(astronaut, face_strength=0.0, size=256)  # the photo's own face pasted back
+    assert len(kept) == 1 and kept[0].survived and kept[0].drift < 0.05
+    image, lost = painter.render(astronaut, faces=False, size=256)
+    assert len(lost) == 1 and not lost[0].survived
+    assert np.asarray(image).std() < 2  # it really is flat grey
+    assert painter.render(astronaut, faces=False, size=256, check=False)[1] == ()
+
+
+@pytest.mark.slow
+def test_cli_warns_once_and_no_check_is_quiet(eraser: str, portrait_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jpg"
+    result = runner.invoke(app, ["photo", str(portrait_file), "-s", eraser, "-o", str(out), "--size", "256",
+                                 "--no-faces"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: 1 of 1 faces may not be recognisable in {out}; try without --no-faces" in result.output
+    assert out.is_file()  # a warning, not a failure
+    quiet = runner.invoke(app, ["photo", str(portrait_file), "-s", eraser, "-o", str(out), "--size", "256",
+                                "--no-faces", "--no-check"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.output
+    with_faces = runner.invoke(app, ["photo", str(portrait_file), "-s", eraser, "-o", str(out), "--size", "256",
+                                     "--face-strength", "1"])
+    assert "try --face-strength 0.75" in with_faces.output
+
+
+@pytest.mark.slow
+def test_batch_lists_photos_with_lost_faces(eraser: str, tmp_path: Path, astronaut: np.ndarray) -> None:
+    (tmp_path / "in").mkdir()
+    Image.fromarray(astronaut).save(tmp_path / "in" / "face.png")
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(tmp_path / "in" / "wall.png")  # no face to lose
+    result = runner.invoke(app, ["batch", str(tmp_path / "in"), str(tmp_path / "out"), "-s", eraser,
+                                 "--size", "256", "--no-faces"])
+    assert result.exit_code == 0, result.output  # written, so not a failure
+    assert "2 written" in result.output
+    assert "1 written with faces that may not be recognisable" in result.output
+    assert "face.png; try without --no-faces" in result.output and "wall.png;" not in result.output
