@@ -72,3 +72,18 @@ def test_batch_lists_photos_with_lost_faces(eraser: str, tmp_path: Path, astrona
     assert "2 written" in result.output
     assert "1 written with faces that may not be recognisable" in result.output
     assert "face.png; try without --no-faces" in result.output and "wall.png;" not in result.output
+
+
+def test_face_lightness_shift_is_measured_against_the_rest() -> None:
+    """The fairness benchmark's measure: a face darkened more than its surroundings shows a negative shift."""
+    from faces import face_shifts
+
+    photo = np.full((40, 40, 3), 150, np.uint8)
+    face = np.zeros((40, 40), bool)
+    face[10:20, 10:20] = True
+    output = photo.copy()
+    output[...] = 170  # the whole image lightened ...
+    output[face] = 130  # ... but the face darkened
+    (shift,) = face_shifts(photo, output, [face])
+    assert shift < -10
+    assert face_shifts(photo, np.full_like(photo, 170), [face])[0] == pytest.approx(0, abs=0.5)
