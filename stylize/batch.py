@@ -55,6 +55,41 @@ def output_for(source: Path, in_dir: Path, out_dir: Path, suffix: str) -> Path:
     return out_dir / relative.parent / f"{relative.stem}{suffix}{ext}"
 
 
+def is_stylize_output(path: Path) -> bool:
+    """Whether a file carries the provenance packet stylize writes (so a re-run never stylises its own outputs)."""
+    from PIL import Image
+
+    if not path.is_file():  # never open a pipe or a device: it could block
+        return False
+    try:
+        with Image.open(path) as image:
+            xmp = image.info.get("xmp") or b""
+    except Exception:  # noqa: BLE001 -- an unreadable file is reported when it is processed, not here
+        return False
+    from .provenance import DIGITAL_SOURCE_TYPE, STYLIZE_NS
+
+    text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
+    return STYLIZE_NS in text and DIGITAL_SOURCE_TYPE in text
+
+
+def plan_jobs(in_dir: Path, out_dir: Path, recursive: bool, suffix: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for a batch. Inputs that are outputs (another input's target, or a file stylize
+    wrote) are left out; two inputs that would write one output are refused up front, naming them."""
+    inputs = find_inputs(in_dir, recursive, exclude=out_dir)
+    targets = {output_for(source, in_dir, out_dir, suffix) for source in inputs}
+    jobs = [(source, output_for(source, in_dir, out_dir, suffix)) for source in inputs
+            if source not in targets and not is_stylize_output(source)]
+    by_target: dict[str, list[Path]] = {}
+    for source, target in jobs:  # case-folded: a.JPG and a.jpg are one file on many file systems
+        by_target.setdefault(str(target).casefold(), []).append(source)
+    clashes = [sources for sources in by_target.values() if len(sources) > 1]
+    if clashes:
+        listed = "; ".join(" and ".join(str(s.relative_to(in_dir)) for s in sources) + " -> "
+                           + str(output_for(sources[0], in_dir, out_dir, suffix)) for sources in clashes)
+        raise StylizeError(f"inputs would overwrite each other's output: {listed}; rename one of each")
+    return jobs
+
+
 def _load(path: Path, max_pixels: int) -> Photo | StylizeError:
     try:
         return load_photo(path, max_pixels)

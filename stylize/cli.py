@@ -113,7 +113,7 @@ def batch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import Stylizer
-    from .batch import find_inputs, output_for, run_batch
+    from .batch import plan_jobs, run_batch
 
     if not in_dir.is_dir():
         raise StylizeError(f"{in_dir}: not a folder")
@@ -122,10 +122,9 @@ def batch(
     if not suffix and out_dir.resolve() == in_dir.resolve():
         raise StylizeError("OUT_DIR is IN_DIR: outputs would overwrite the photos; use another folder or --suffix")
     options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check)
-    inputs = find_inputs(in_dir, recursive, exclude=out_dir)
-    if not inputs:
+    jobs = plan_jobs(in_dir, out_dir, recursive, suffix)
+    if not jobs:
         raise StylizeError(f"{in_dir}: no photos found" + ("" if recursive else " (try --recursive)"))
-    jobs = [(src, output_for(src, in_dir, out_dir, suffix)) for src in inputs]
     stylizer = Stylizer(style, device)
     began = time.perf_counter()
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

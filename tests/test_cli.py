@@ -139,3 +139,29 @@ def test_styles_and_preview(catalogue: Path, portrait_file: Path, tmp_path: Path
     sheet = Image.open(tmp_path / "prev" / "portrait_contact_sheet.jpg")
     assert sheet.width >= 2 * 300  # original + one style
     assert (tmp_path / "prev" / f"portrait_{TEST_STYLE}.jpg").is_file()
+
+
+@pytest.mark.parametrize("names", [("a.JPG", "a.jpg"), ("b.gif", "b.png"), ("c.jfif", "c.jpe")])
+def test_batch_refuses_inputs_that_would_share_an_output(catalogue: Path, tmp_path: Path, astronaut: np.ndarray,
+                                                         names: tuple[str, str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in names:
+        Image.fromarray(astronaut[::8, ::8]).save(src / name, format="JPEG" if "j" in name.lower() else None)
+    result = run("batch", src, tmp_path / "out", "-s", TEST_STYLE, "--size", "64")
+    assert result.exit_code == 2, result.output
+    assert "overwrite each other" in result.output and all(name in result.output for name in names)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_batch_rerun_into_its_own_folder_does_not_restylise_outputs(catalogue: Path, tmp_path: Path,
+                                                                    astronaut: np.ndarray) -> None:
+    Image.fromarray(astronaut[::4, ::4]).save(tmp_path / "a.jpg")
+    for _ in range(2):
+        result = run("batch", tmp_path, tmp_path, "-s", TEST_STYLE, "--suffix", "_art", "--size", "64")
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a_art.jpg"]
+    # an output renamed by the user is still recognised by the provenance stylize wrote into it
+    (tmp_path / "a_art.jpg").rename(tmp_path / "holiday.jpg")
+    result = run("batch", tmp_path, tmp_path, "-s", TEST_STYLE, "--suffix", "_art", "--size", "64")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a_art.jpg", "holiday.jpg"]
