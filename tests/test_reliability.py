@@ -6,8 +6,10 @@ Scaled-down runs of ``benchmarks/batch_soak.py`` (which runs 1,000 photos), on r
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import batch_soak
@@ -55,15 +57,42 @@ def test_unwritable_output_folder_is_one_error_line(catalogue: Path, portrait_fi
 
 
 def test_partial_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    from stylize.atomic import FOREIGN_PARTIAL_MAX_AGE_S, _host
+
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".photo.{dead.pid}.abc123.partial"
-    live = tmp_path / f".photo.{os.getpid()}.def456.partial"
+    stale = tmp_path / f".photo.{_host()}.{dead.pid}.abc123.partial"
+    live = tmp_path / f".photo.{_host()}.{os.getpid()}.def456.partial"
+    # the same PID on another machine sharing the folder may be a live writer: left alone until it is old
+    foreign = tmp_path / f".photo.other-host.{dead.pid}.aaa111.partial"
+    old_foreign = tmp_path / f".photo.other-host.{dead.pid}.bbb222.partial"
     unrelated = tmp_path / ".notes.partial"
-    for path in (stale, live, unrelated):
+    for path in (stale, live, foreign, old_foreign, unrelated):
         path.write_bytes(b"half a photo")
-    assert remove_stale_partials(tmp_path) == [stale]
-    assert live.exists() and unrelated.exists()
+    long_ago = time.time() - FOREIGN_PARTIAL_MAX_AGE_S - 60
+    os.utime(old_foreign, (long_ago, long_ago))
+    assert sorted(remove_stale_partials(tmp_path)) == sorted([stale, old_foreign])
+    assert live.exists() and foreign.exists() and unrelated.exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_umask_permissions(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)  # the test's own process setting, restored below
+    try:
+        with atomic_path(tmp_path / "photo.jpg") as tmp:
+            tmp.write_bytes(b"jpeg")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "photo.jpg").stat().st_mode) == 0o666 & ~umask
+
+
+def test_replacing_a_file_keeps_its_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "photo.jpg"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
