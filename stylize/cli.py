@@ -246,9 +246,10 @@ def train(
         raise StylizeError(f"{style_image}: style image not found")
     try:
         width_tuple = tuple(int(w) for w in widths.split(","))
-        assert len(width_tuple) == 3
-    except (ValueError, AssertionError):
-        raise StylizeError(f"--widths must be three integers like 16,32,64, got {widths!r}") from None
+    except ValueError:
+        width_tuple = ()
+    if len(width_tuple) != 3 or min(width_tuple) < 1:
+        raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
     cfg = TrainConfig(style_image=str(style_image), name=name, content_dir=str(content_dir), steps=steps, size=size,
                       batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
                       color_weight=color_weight, tv_weight=tv_weight, directions=directions,

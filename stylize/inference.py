@@ -33,6 +33,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise DeviceError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"unsupported device {name!r}: use auto, cpu or cuda[:N]")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+                          f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
 
 

@@ -156,3 +156,15 @@ def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto").type == "cuda"
     assert default_dtype(torch.device("cuda")) == torch.float16
+
+
+def test_cuda_index_beyond_the_machine_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from stylize.inference import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1").index == 1
+    with pytest.raises(stylize.DeviceError, match="2 CUDA device"):
+        resolve_device("cuda:2")

@@ -211,3 +211,34 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
     assert shrink_photos(content, tmp_path / "pack", short_side=100, quality=80) == 4
     sizes = [Image.open(p).size for p in sorted((tmp_path / "pack").iterdir())]
     assert sizes == [(100, 100)] * 4
+
+
+@pytest.mark.parametrize("case", ["empty_content", "style_not_image", "init_other_arch", "bad_widths"])
+def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.ndarray, case: str) -> None:
+    """Run as a user would (python -O, so no check can hide in an assert): exit 2, one line, no runs/NAME/."""
+    import os
+    import subprocess
+    import sys
+
+    from stylize.network import Architecture, StyleNet, save_weights
+
+    content, style = make_data(tmp_path, astronaut)
+    args = ["train", str(style), "--name", "mistake", "--content-dir", str(content), "--steps", "1",
+            "--device", "cpu", "--widths", "8,8,16"]
+    expect = {"empty_content": "no training photos", "style_not_image": "not a readable image",
+              "init_other_arch": "--init", "bad_widths": "--widths"}[case]
+    if case == "empty_content":
+        (tmp_path / "empty").mkdir()
+        args[5] = str(tmp_path / "empty")
+    elif case == "style_not_image":
+        style.write_text("not a painting")
+    elif case == "init_other_arch":
+        save_weights(StyleNet(Architecture((4, 8, 8), 1)), tmp_path / "other.safetensors")
+        args += ["--init", str(tmp_path / "other.safetensors")]
+    else:
+        args[-1] = "8,8"
+    result = subprocess.run([sys.executable, "-O", "-m", "stylize.cli", *args], capture_output=True, text=True,
+                            cwd=tmp_path, env={**os.environ, "STYLIZE_HED_WEIGHTS": str(tmp_path / "absent.h5")})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and expect in lines[0], result.stderr
+    assert not (tmp_path / "runs" / "mistake").exists()

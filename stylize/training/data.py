@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..errors import StylizeError
 from ..image_io import FORMATS
 
 
@@ -33,7 +34,7 @@ def list_content_images(content_dir: Path) -> list[Path]:
     paths = sorted(p for p in content_dir.rglob("*") if p.suffix.lower() in FORMATS and p.is_file()
                    and p.name not in EVALUATION_PORTRAITS)
     if not paths:
-        raise FileNotFoundError(f"no images found in {content_dir}")
+        raise StylizeError(f"--content-dir {content_dir}: no training photos found there")
     return paths
 
 

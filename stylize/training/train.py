@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN
-from ..errors import StylizeError
+from ..errors import StylizeError, UnreadableImageError
 from ..inference import default_dtype, resolve_device, to_tensor, to_uint8
 from ..network import Architecture, StyleNet, count_parameters, load_weights, save_weights
 from . import losses
@@ -92,12 +92,15 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 def load_rgb(path: Path, long_side: int | None = None) -> torch.Tensor:
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        if long_side and max(image.size) != long_side:
-            scale = long_side / max(image.size)
-            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
-        return to_tensor(np.asarray(image))
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for files it cannot decode
+        raise UnreadableImageError(f"{path}: not a readable image ({exc})") from None
+    if long_side and max(image.size) != long_side:
+        scale = long_side / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+    return to_tensor(np.asarray(image))
 
 
 def save_rgb(tensor: torch.Tensor, path: Path) -> None:
@@ -165,10 +168,11 @@ class Objective:
 
 def build_objective(cfg: TrainConfig, device: torch.device = torch.device("cpu")) -> Objective:
     """The recipe's loss network and painting, ready to score outputs (training and the quality benchmark)."""
+    painting = load_rgb(Path(cfg.style_image), cfg.style_size).to(device)
     layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
     lossnet = load_loss_net(cfg.loss_net, layers)  # type: ignore[arg-type]
     lossnet = lossnet.to(device).to(memory_format=torch.channels_last)
-    return Objective(cfg, lossnet, load_rgb(Path(cfg.style_image), cfg.style_size).to(device))
+    return Objective(cfg, lossnet, painting)
 
 
 def config_from_record(saved: dict) -> TrainConfig:
@@ -238,26 +242,28 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         raise StylizeError(f"style name must be lower-case letters, digits, _ or -: {cfg.name!r}")
     device = resolve_device(cfg.device)
     torch.backends.cudnn.benchmark = True  # every step has the same shapes
-    out_dir = cfg.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = out_dir / "checkpoint.safetensors"
-
+    # everything a user can get wrong is checked before runs/NAME/ is made
     paths = list_content_images(Path(cfg.content_dir))
     model = StyleNet(Architecture(cfg.widths, cfg.res_blocks))
     if cfg.init:
-        model.load_state_dict(load_weights(Path(cfg.init)).state_dict())
+        start_from = load_weights(Path(cfg.init))
+        if start_from.arch != model.arch:
+            raise StylizeError(f"--init {cfg.init} is a {start_from.arch} network; this run trains a {model.arch}: "
+                               "pass --widths to match it")
+        model.load_state_dict(start_from.state_dict())
+    objective = None if cfg.identity else build_objective(cfg, device)
+    out_dir = cfg.out_dir
+    ckpt = out_dir / "checkpoint.safetensors"
+    if resume and not ckpt.is_file():
+        raise StylizeError(f"--resume: no checkpoint at {ckpt}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
     model = model.to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, seconds_before = 0, 0.0
     if resume:
-        if not ckpt.is_file():
-            raise StylizeError(f"--resume: no checkpoint at {ckpt}")
         start, seconds_before = load_checkpoint(ckpt, model, opt)
         log(f"resumed {cfg.name} at step {start}")
-
-    objective = None
-    if not cfg.identity:
-        objective = build_objective(cfg, device)
     sample = load_rgb(sample_photo(paths), 384).to(device)
 
     batches = DataLoader(StepBatches(paths, cfg.size, cfg.batch, cfg.seed, cfg.cache_content), batch_size=None,
