@@ -134,7 +134,14 @@ def from_array(array: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.floating):
             raise UnreadableImageError(f"array dtype must be uint8 or float in [0, 1], got {array.dtype}")
-        array = (np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise UnreadableImageError("float array contains NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < -1e-3 or high > 1 + 1e-3:  # a float photo in 0-255 would otherwise turn white
+            raise UnreadableImageError(f"float arrays must hold values in [0, 1], got {low:g} to {high:g}; "
+                                       "divide by 255 or pass uint8")
+        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     alpha = np.ascontiguousarray(array[..., 3]) if array.shape[2] == 4 else None

@@ -120,6 +120,15 @@ def test_arrays_and_pil_images_are_accepted() -> None:
         to_photo(12345)  # type: ignore[arg-type]
 
 
+def test_float_arrays_outside_0_1_are_refused_not_turned_white() -> None:
+    photo = to_photo(np.full((4, 4, 3), 0.5, np.float32))
+    assert photo.rgb.max() == 128  # 0.5 -> mid grey
+    with pytest.raises(UnreadableImageError, match=r"\[0, 1\].*divide by 255"):
+        to_photo(np.full((4, 4, 3), 200.0))  # a float photo in 0-255
+    with pytest.raises(UnreadableImageError, match="NaN"):
+        to_photo(np.array([[[0.1, np.nan, 0.2]]]))
+
+
 def test_save_is_atomic_and_never_overwrites_input(tmp_path: Path) -> None:
     source = tmp_path / "in.png"
     Image.fromarray(gradient()).save(source)
