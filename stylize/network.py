@@ -13,6 +13,7 @@ full-resolution result free of seams and colour jumps.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -181,17 +182,21 @@ def save_weights(model: StyleNet, path: Path, extra_metadata: dict[str, str] | N
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def load_weights(path: Path) -> StyleNet:
+def load_weights(path: Path, sha256: str | None = None) -> StyleNet:
     """Rebuild a network from a safetensors file, refusing anything that does not match exactly.
 
     Only safetensors is read (no pickle); names, shapes and dtypes are checked
     against the architecture the header declares, and NaN/Inf values are refused.
+    ``sha256`` (recorded in the style's metadata) must match the file when given.
     """
     from safetensors import SafetensorError, safe_open
 
     source = str(path)
     if not path.is_file():
         raise BadWeightsError(f"weights file not found: {source}")
+    if sha256 is not None and hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        raise BadWeightsError(f"{source}: sha256 differs from the one recorded for this style "
+                              "(a damaged or replaced file); reinstall it")
     try:
         with safe_open(source, framework="pt") as handle:
             meta = handle.metadata() or {}

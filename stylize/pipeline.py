@@ -76,7 +76,7 @@ class Pipeline:
         from .network import load_weights
 
         self.style = style
-        self.engine = Engine(load_weights(style.weights), device)
+        self.engine = Engine(load_weights(style.weights, style.metadata.get("weights_sha256")), device)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
     def run(self, photo: Photo, options: Options = Options()) -> Rendering:

@@ -108,3 +108,22 @@ def test_replay_without_record_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="record_stats"):
         with model.replay_stats():
             pass
+
+
+def test_recorded_sha256_is_checked_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid weights file that is not the one recorded in the style's metadata is refused."""
+    import hashlib
+    import json
+
+    import stylize
+
+    torch.manual_seed(0)
+    save_weights(StyleNet(Architecture((8, 8, 8), 1)), tmp_path / "weights" / "mine.safetensors")
+    digest = hashlib.sha256((tmp_path / "weights" / "mine.safetensors").read_bytes()).hexdigest()
+    (tmp_path / "styles").mkdir()
+    (tmp_path / "styles" / "mine.json").write_text(json.dumps({"title": "Mine", "weights_sha256": digest}))
+    monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
+    stylize.Stylizer("mine", device="cpu")  # the recorded file loads
+    save_weights(StyleNet(Architecture((8, 8, 8), 1)), tmp_path / "weights" / "mine.safetensors")  # replaced
+    with pytest.raises(stylize.BadWeightsError, match="sha256"):
+        stylize.Stylizer("mine", device="cpu")
