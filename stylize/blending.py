@@ -106,22 +106,3 @@ def paste_face(canvas: np.ndarray, original: np.ndarray, stylised_crop: np.ndarr
         face_px = cv2.addWeighted(face_px, face_strength, original[y0:y1, x0:x1], 1.0 - face_strength, 0.0)
     alpha = mask[..., None]
     canvas[y0:y1, x0:x1] = np.clip(face_px * alpha + base * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
-
-
-def seam_score(image: np.ndarray, mask: np.ndarray, band: int = 6) -> float:
-    """How much stronger the image's edges are along the mask border than in a band around it.
-
-    Mean gradient magnitude on the 0.5-contour of ``mask`` divided by the mean in
-    the band of width ``band`` on both sides (contour excluded). About 1: no
-    visible seam; a pasted box with a colour jump scores well above.
-    """
-    gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
-    grad = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    kernel = np.ones((3, 3), np.uint8)
-    binary = (mask > 0.5).astype(np.uint8)
-    contour = binary - cv2.erode(binary, kernel)
-    around = cv2.dilate(binary, kernel, iterations=band) - cv2.erode(binary, kernel, iterations=band)
-    around &= 1 - cv2.dilate(contour, kernel, iterations=2)
-    if not contour.any() or not around.any():
-        raise ValueError("mask has no border inside the image")
-    return float(grad[contour.astype(bool)].mean() / max(grad[around.astype(bool)].mean(), 1e-3))

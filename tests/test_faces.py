@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stylize.blending import crop_mask, match_color_stats, paste_face, seam_score, warp_back
+from end_to_end import seam_score
+from stylize.blending import crop_mask, match_color_stats, paste_face, warp_back
 from stylize.faces import CROP_SIZE, TEMPLATE, Face, FaceFinder, align_face, similarity_transform
 
 
