@@ -162,23 +162,23 @@ def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             raise UnreadableImageError(f"{path}: empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's notes on odd files (corrupt EXIF...) are not the user's problem
-            previous = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces Pillow's
-            try:
-                with Image.open(path) as image:
-                    _check_pixels(image.width, image.height, max_pixels, str(path))
-                    image.load()
-                    return from_pil(image, str(path), max_pixels, source=path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
+            # Pillow's own bomb guard stays as the process has it (switching it off for one call would switch it
+            # off for every thread); our limit is checked on the header, before any pixel is decoded
+            with Image.open(path) as image:
+                _check_pixels(image.width, image.height, max_pixels, str(path))
+                image.load()
+                return from_pil(image, str(path), max_pixels, source=path)
     except (UnreadableImageError, ImageTooLargeError):
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{path}: beyond Pillow's own decompression-bomb limit of "
+                                 f"{2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP ({exc})") from None
     except UnidentifiedImageError:
         raise UnreadableImageError(f"{path}: not an image Pillow can read") from None
     except PermissionError:
         raise UnreadableImageError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError,
-            MemoryError, struct.error, Image.DecompressionBombError, ZeroDivisionError) as exc:
+            MemoryError, struct.error, ZeroDivisionError) as exc:
         raise UnreadableImageError(f"{path}: corrupt or truncated image ({exc.__class__.__name__}: {exc})") from None
 
 

@@ -156,3 +156,42 @@ def test_format_size_limits_are_clear_errors(tmp_path: Path) -> None:
         save_image(wide, tmp_path / "wide.webp")
     assert list(tmp_path.iterdir()) == []
     assert Image.open(save_image(wide, tmp_path / "wide.png")).size == (16_384, 2)
+
+
+def test_loading_in_threads_never_touches_pillows_bomb_guard(tmp_path: Path) -> None:
+    """load_photo must not switch off Pillow's process-wide guard, even for a moment: other threads rely on it."""
+    import threading
+
+    from PIL import Image as PILImage
+
+    path = tmp_path / "small.png"
+    Image.fromarray(gradient()).save(path)
+    guard = PILImage.MAX_IMAGE_PIXELS
+    seen: set[object] = set()
+    stop = threading.Event()
+
+    def load_many() -> None:
+        while not stop.is_set():
+            load_photo(path)
+
+    workers = [threading.Thread(target=load_many) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in range(200_000):
+            seen.add(PILImage.MAX_IMAGE_PIXELS)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert seen == {guard}
+
+
+def test_images_beyond_pillows_own_limit_are_too_large_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image as PILImage
+
+    path = tmp_path / "big.png"
+    Image.new("L", (300, 300)).save(path)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 20_000)  # so 90,000 pixels are a 'bomb' to Pillow
+    with pytest.raises(ImageTooLargeError, match="Pillow's own decompression-bomb limit"):
+        load_photo(path, max_pixels=10**9)
