@@ -8,6 +8,7 @@ saved result carries them back (orientation reset, since pixels are upright).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import warnings
@@ -22,12 +23,17 @@ from .atomic import atomic_path
 from .errors import ImageTooLargeError, OutputError, UnreadableImageError
 from .options import DEFAULT_MAX_PIXELS
 EXIF_ORIENTATION = 0x0112
-#: TIFF tags that describe how the old file stored its pixels (size, strips, tiles, compression, sample layout).
-#: A TIFF's "EXIF" includes them; carried into a new file they would point at strips that are not there.
-ENCODING_TAGS = frozenset({256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-                           338, 339, 340, 341, 513, 514, 530, 531, 532})
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825
+#: What a photo's metadata carries over, by allow-list: description, camera, date, author and copyright in
+#: the main IFD (orientation is reset), exposure, date and lens in the Exif IFD, and the GPS IFD whole. Anything
+#: else (a TIFF's strip layout and private tags, its ICC profile, maker notes) stays behind: it describes the
+#: old file, or is large enough to cost the photo (JPEG holds at most 64 KB of EXIF).
+KEPT_TAGS = frozenset({0x010E, 0x010F, 0x0110, EXIF_ORIENTATION, 0x0132, 0x013B, 0x8298})
+KEPT_EXIF_TAGS = frozenset({0x829A, 0x829D, 0x8822, 0x8827, 0x9003, 0x9004, 0x9010, 0x9011, 0x9012, 0x9201,
+                            0x9202, 0x9204, 0x9207, 0x9209, 0x920A, 0xA405, 0xA433, 0xA434})
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,12 +102,19 @@ def _upright_with_exif(image: Image.Image) -> tuple[Image.Image, bytes | None]:
             return image, None
     if not exif:
         return upright, None
-    exif[EXIF_ORIENTATION] = 1  # the pixels are upright now
-    for tag in ENCODING_TAGS.intersection(exif):
-        del exif[tag]
     try:
-        return upright, exif.tobytes()
-    except (ValueError, TypeError, OverflowError, struct.error):
+        kept = Image.Exif()
+        for tag in KEPT_TAGS.intersection(exif):
+            kept[tag] = exif[tag]
+        kept[EXIF_ORIENTATION] = 1  # the pixels are upright now
+        exif_ifd = {t: v for t, v in exif.get_ifd(EXIF_IFD).items() if t in KEPT_EXIF_TAGS}
+        if exif_ifd:
+            kept.get_ifd(EXIF_IFD).update(exif_ifd)
+        gps = exif.get_ifd(GPS_IFD)
+        if gps:
+            kept.get_ifd(GPS_IFD).update(gps)
+        return upright, kept.tobytes()
+    except (ValueError, TypeError, KeyError, OverflowError, struct.error):
         return upright, None
 
 
@@ -264,8 +277,23 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, e
     elif xmp and fmt == "TIFF":
         options["tiffinfo"] = {XMP_TIFF_TAG: xmp}
     try:
-        with atomic_path(path) as tmp:
-            image.save(tmp, format=fmt, **options)
-    except (OSError, ValueError) as exc:  # ValueError: an encoder refusing this image
-        raise OutputError(f"{path}: cannot write output ({getattr(exc, 'strerror', None) or exc})") from None
+        _save_atomically(image, path, fmt, options)
+    except (OSError, ValueError) as exc:  # ValueError: an encoder refusing this image (or its metadata)
+        plain = {k: v for k, v in options.items() if k not in METADATA_OPTIONS}
+        if plain == options:
+            raise OutputError(f"{path}: cannot write output ({getattr(exc, 'strerror', None) or exc})") from None
+        try:  # never lose the photo over its metadata
+            _save_atomically(image, path, fmt, plain)
+        except (OSError, ValueError) as again:
+            raise OutputError(f"{path}: cannot write output ({getattr(again, 'strerror', None) or again})") from None
+        LOG.warning("%s: written without its metadata (EXIF, colour profile, provenance): %s", path, exc)
     return path
+
+
+#: save() options that carry metadata rather than pixels
+METADATA_OPTIONS = frozenset({"exif", "icc_profile", "xmp", "pnginfo", "tiffinfo"})
+
+
+def _save_atomically(image: Image.Image, path: Path, fmt: str, options: dict[str, object]) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **options)

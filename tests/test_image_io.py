@@ -195,3 +195,35 @@ def test_images_beyond_pillows_own_limit_are_too_large_errors(tmp_path: Path, mo
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 20_000)  # so 90,000 pixels are a 'bomb' to Pillow
     with pytest.raises(ImageTooLargeError, match="Pillow's own decompression-bomb limit"):
         load_photo(path, max_pixels=10**9)
+
+
+def test_metadata_is_carried_by_allow_list(tmp_path: Path) -> None:
+    """Camera, date and GPS travel; a TIFF's 70 KB private tag, software and maker notes do not."""
+    tiff_exif = Image.Exif()
+    tiff_exif[0x010F] = "TestCam"
+    tiff_exif[65000] = "x" * 70_000  # a private tag: more than a JPEG's EXIF can hold
+    Image.fromarray(gradient()).save(tmp_path / "scan.tif", exif=tiff_exif)
+    photo = load_photo(tmp_path / "scan.tif")
+    out = save_image(Image.fromarray(photo.rgb), tmp_path / "scan.jpg", exif=photo.exif)
+    carried = Image.open(out).getexif()
+    assert carried[0x010F] == "TestCam" and 65000 not in carried
+
+    camera = Image.Exif()
+    camera[0x010F], camera[0x0131] = "TestCam", "Editor 1.0"
+    camera.get_ifd(0x8769).update({0x9003: "2020:01:02 03:04:05", 0x927C: b"maker" * 100})
+    camera.get_ifd(0x8825).update({1: "N", 2: (1.0, 2.0, 3.0)})
+    Image.fromarray(gradient()).save(tmp_path / "cam.jpg", exif=camera)
+    kept = Image.Exif()
+    kept.load(load_photo(tmp_path / "cam.jpg").exif)
+    assert kept[0x010F] == "TestCam" and 0x0131 not in kept
+    assert kept.get_ifd(0x8769) == {0x9003: "2020:01:02 03:04:05"}
+    assert kept.get_ifd(0x8825)[2] == (1.0, 2.0, 3.0)
+
+
+def test_metadata_that_cannot_be_written_never_costs_the_photo(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    too_long = Image.Exif()
+    too_long[0x010E] = "d" * 70_000  # an image description no JPEG can hold
+    out = save_image(Image.fromarray(gradient()), tmp_path / "out.jpg", exif=too_long.tobytes())
+    assert np.asarray(Image.open(out)).shape == (40, 64, 3)
+    assert len(caplog.records) == 1 and "without its metadata" in caplog.records[0].getMessage()
