@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .faces import CROP_SIZE, TEMPLATE, Face
+from .faces import CROP_SIZE, TEMPLATE, Face, warp_area
 
 
 def crop_mask(face: Face, crop_size: int = CROP_SIZE) -> np.ndarray:
@@ -62,24 +62,6 @@ def face_region(matrix_to_crop: np.ndarray, crop_size: int, shape: tuple[int, in
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def warp_back(crop: np.ndarray, region_to_crop: np.ndarray, size: tuple[int, int], border: int) -> np.ndarray:
-    """Warp a crop into a photo region (``region_to_crop`` maps region pixels to crop pixels).
-
-    A small face receives a 512 px crop shrunk many times; ``warpAffine`` samples
-    it bilinearly at that rate, so stroke texture aliases into noise that can hide
-    the face. The crop is first shrunk with area averaging to about the region's scale.
-    """
-    shrink = float(np.sqrt(abs(np.linalg.det(region_to_crop[:, :2]))))  # crop pixels per region pixel
-    if shrink > 1.5:
-        side = max(8, round(crop.shape[0] / shrink))
-        factor = side / crop.shape[0]
-        crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
-        region_to_crop = region_to_crop * factor
-        region_to_crop[:, 2] += 0.5 * factor - 0.5  # pixel centres of the shrunk crop
-    return cv2.warpAffine(crop, region_to_crop, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=border)
-
-
 def paste_face(canvas: np.ndarray, original: np.ndarray, stylised_crop: np.ndarray, face: Face, scale: float,
                face_strength: float = 1.0) -> None:
     """Blend one stylised face crop into ``canvas`` in place.
@@ -98,8 +80,9 @@ def paste_face(canvas: np.ndarray, original: np.ndarray, stylised_crop: np.ndarr
     local = matrix.copy()
     local[:, 2] += matrix[:, :2] @ np.array([x0, y0], np.float64)  # region pixel -> crop
     size = (x1 - x0, y1 - y0)
-    face_px = warp_back(stylised_crop, local, size, cv2.BORDER_REFLECT_101)
-    mask = warp_back(crop_mask(face, crop_size), local, size, cv2.BORDER_CONSTANT)
+    # a small face gets a 512 px crop shrunk many times: averaged, or its strokes alias into noise
+    face_px = warp_area(stylised_crop, local, size, cv2.BORDER_REFLECT_101)
+    mask = warp_area(crop_mask(face, crop_size), local, size, cv2.BORDER_CONSTANT)
     base = canvas[y0:y1, x0:x1]
     face_px = match_color_stats(face_px, base, mask)
     if face_strength < 1.0:

@@ -89,9 +89,33 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def align_face(rgb: np.ndarray, face: Face, crop_size: int = CROP_SIZE) -> np.ndarray:
     """The aligned crop (crop_size x crop_size RGB), edges reflected where the face meets the photo border."""
-    matrix = face.transform(crop_size)
-    flags = cv2.INTER_AREA if _scale_of(matrix) < 1 else cv2.INTER_CUBIC
-    return cv2.warpAffine(rgb, matrix, (crop_size, crop_size), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+    crop_to_photo = cv2.invertAffineTransform(face.transform(crop_size))
+    return warp_area(rgb, crop_to_photo, (crop_size, crop_size), cv2.BORDER_REFLECT_101)
+
+
+def warp_area(image: np.ndarray, to_source: np.ndarray, size: tuple[int, int], border: int) -> np.ndarray:
+    """``warpAffine`` (``to_source`` maps output pixels to ``image`` pixels) that averages when it shrinks.
+
+    warpAffine samples bilinearly whatever flag it is given, so shrinking a big face
+    (into its crop) or a stylised crop (back onto a small face) aliases: strokes and
+    skin texture turn into noise. The part of ``image`` the output sees is first
+    shrunk with area averaging to about the output's scale, then warped.
+    """
+    shrink = _scale_of(to_source)  # source pixels per output pixel
+    if shrink > 1.5:
+        w, h = size
+        corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) @ to_source[:, :2].T + to_source[:, 2]
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, (image.shape[1], image.shape[0]))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            region = image[y0:y1, x0:x1]
+            small_size = (max(1, round((x1 - x0) / shrink)), max(1, round((y1 - y0) / shrink)))
+            fx, fy = small_size[0] / (x1 - x0), small_size[1] / (y1 - y0)
+            image = cv2.resize(region, small_size, interpolation=cv2.INTER_AREA)
+            to_source = np.diag([fx, fy]) @ (to_source - np.array([[0, 0, x0], [0, 0, y0]]))
+            to_source[:, 2] += (0.5 * fx - 0.5, 0.5 * fy - 0.5)  # pixel centres of the shrunk region
+    flags = cv2.INTER_CUBIC if shrink < 1 else cv2.INTER_LINEAR  # enlarging: smoother
+    return cv2.warpAffine(image, to_source, size, flags=flags | cv2.WARP_INVERSE_MAP, borderMode=border)
 
 
 def _scale_of(matrix: np.ndarray) -> float:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from end_to_end import seam_score
-from stylize.blending import crop_mask, match_color_stats, paste_face, warp_back
-from stylize.faces import CROP_SIZE, TEMPLATE, Face, FaceFinder, align_face, similarity_transform
+from stylize.blending import crop_mask, match_color_stats, paste_face
+from stylize.faces import CROP_SIZE, TEMPLATE, Face, FaceFinder, align_face, similarity_transform, warp_area
 
 
 @pytest.fixture(scope="module")
@@ -121,26 +121,35 @@ def test_face_strength_zero_keeps_the_original_face(finder: FaceFinder, astronau
 
 
 @pytest.mark.parametrize("shrink", [1.0, 2.0, 5.0, 12.0])
-def test_warp_back_puts_crop_points_where_the_map_says(shrink: float) -> None:
+def test_warp_area_puts_crop_points_where_the_map_says(shrink: float) -> None:
     """A bright spot at a known crop position lands at the matching region pixel, at every scale."""
     crop = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
     spot = np.array([300.0, 200.0])
     cv2.circle(crop, tuple(int(v) for v in spot), int(3 * shrink), 1.0, -1)
     region_to_crop = np.array([[shrink, 0, 17.0], [0, shrink, -9.0]])  # region pixel -> crop pixel
     size = (int(CROP_SIZE / shrink) + 20, int(CROP_SIZE / shrink) + 20)
-    out = warp_back(crop, region_to_crop, size, cv2.BORDER_CONSTANT)
+    out = warp_area(crop, region_to_crop, size, cv2.BORDER_CONSTANT)
     ys, xs = np.nonzero(out > 0.5 * out.max())
     found = np.array([np.average(xs, weights=out[ys, xs]), np.average(ys, weights=out[ys, xs])])
     expected = (spot - region_to_crop[:, 2]) / shrink
     assert np.abs(found - expected).max() < 0.35, (found, expected)
 
 
-def test_warp_back_averages_fine_texture_instead_of_aliasing() -> None:
+def test_warp_area_averages_fine_texture_instead_of_aliasing() -> None:
     """One-pixel stripes shrunk 8 times are a flat grey, not a random pattern of black and white samples."""
     stripes = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
     stripes[:, ::2] = 1.0
-    out = warp_back(stripes, np.array([[8.0, 0, 0.3], [0, 8.0, 0.3]]), (60, 60), cv2.BORDER_REFLECT_101)
+    out = warp_area(stripes, np.array([[8.0, 0, 0.3], [0, 8.0, 0.3]]), (60, 60), cv2.BORDER_REFLECT_101)
     assert abs(float(out.mean()) - 0.5) < 0.02 and float(out.std()) < 0.05
+
+
+def test_aligning_a_big_face_averages_instead_of_point_sampling() -> None:
+    """A face 8 times the crop's scale: one-pixel detail (stripes here) becomes its average, not moire."""
+    stripes = np.zeros((512, 512, 3), np.uint8)
+    stripes[:, ::2] = 255
+    face = Face(box=(0, 0, 512, 512), score=1.0, points=TEMPLATE.copy(), oval=None)
+    crop = align_face(stripes, face, crop_size=64).astype(np.float64)
+    assert abs(crop[8:-8, 8:-8].mean() - 127.5) < 3 and crop[8:-8, 8:-8].std() < 3
 
 
 def test_match_color_stats_moves_means() -> None:
