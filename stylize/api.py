@@ -51,8 +51,9 @@ class Stylizer:
                  preserve_colors: bool = False, faces: bool = True, size: int = DEFAULT_SIZE,
                  hd: HDStrategy | str = HDStrategy.RESIZE, max_pixels: int = DEFAULT_MAX_PIXELS,
                  provenance: bool = True) -> Image.Image:
-        """The stylised image; its ``info["xmp"]`` holds the provenance packet (unless ``provenance=False``),
-        which ``image.save(path, xmp=image.info["xmp"])`` writes to JPEG and WebP (``to_file`` to every format)."""
+        """The stylised image. Its ``info`` holds what ``to_file`` would write beside the pixels: ``exif`` (the
+        photo's, orientation reset), ``icc_profile`` (sRGB) and ``xmp`` (provenance, unless ``provenance=False``),
+        so ``image.save(path, **image.info)`` keeps them (Pillow writes ``xmp`` to JPEG and WebP)."""
         return self.render(image, strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
                            faces=faces, size=size, hd=hd, max_pixels=max_pixels, provenance=provenance,
                            check=False)[0]
@@ -64,9 +65,8 @@ class Stylizer:
         photo = to_photo(image, opts.max_pixels)
         rendering = self.pipeline.run(photo, opts)
         result = to_pil(rendering.rgb, photo.alpha)
-        xmp = self.pipeline.provenance(opts)
-        if xmp:
-            result.info["xmp"] = xmp
+        carried = {"exif": photo.exif, "icc_profile": photo.icc_profile, "xmp": self.pipeline.provenance(opts)}
+        result.info.update({k: v for k, v in carried.items() if v})
         return result, rendering.faces
 
     def to_file(self, source: str | os.PathLike, output: str | os.PathLike, *, quality: int = 92,

@@ -68,3 +68,13 @@ def test_api_returns_provenance_and_to_file_writes_it(catalogue: Path, portrait_
     painter.to_file(portrait_file, tmp_path / "direct.webp", size=128, faces=False)
     assert provenance_of(tmp_path / "direct.webp")["Style"] == TEST_STYLE
     assert "xmp" not in painter(portrait_file, size=128, faces=False, provenance=False).info
+
+
+def test_api_image_carries_the_photos_exif_and_profile(catalogue: Path, tmp_path: Path, astronaut: np.ndarray) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    Image.fromarray(astronaut).save(tmp_path / "in.jpg", exif=exif, icc_profile=None)
+    image = stylize.Stylizer(TEST_STYLE, device="cpu")(tmp_path / "in.jpg", size=128, faces=False)
+    image.save(tmp_path / "out.jpg", **image.info)
+    saved = Image.open(tmp_path / "out.jpg")
+    assert saved.getexif()[0x010F] == "TestCam" and "xmp" in saved.info
