@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (BadWeightsError, DeviceError, ImageTooLargeError, OutputError, StylizeError,
+from .errors import (BadWeightsError, DeviceError, ImageTooLargeError, OutOfMemoryError, OutputError, StylizeError,
                      UnknownStyleError, UnreadableImageError)
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .options import HDStrategy
 
 __all__ = ["Stylizer", "stylize", "list_styles", "HDStrategy", "StylizeError", "UnreadableImageError",
-           "ImageTooLargeError", "UnknownStyleError", "BadWeightsError", "OutputError", "DeviceError"]
+           "ImageTooLargeError", "UnknownStyleError", "BadWeightsError", "OutputError", "DeviceError", "OutOfMemoryError"]
 
 
 def __getattr__(name: str) -> Any:

@@ -33,3 +33,7 @@ class OutputError(StylizeError):
 
 class DeviceError(StylizeError):
     """The requested compute device is not available."""
+
+
+class OutOfMemoryError(StylizeError):
+    """The photo needs more memory than the device has at these settings (one photo; a batch goes on)."""

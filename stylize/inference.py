@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 import cv2
 import numpy as np
 import torch
 
-from .errors import DeviceError
+from .errors import DeviceError, OutOfMemoryError
 from .network import StyleNet
 
 
@@ -77,8 +79,6 @@ class Engine:
     def __init__(self, model: StyleNet, device: str = "auto", dtype: torch.dtype | None = None) -> None:
         self.device = resolve_device(device)
         self.dtype = dtype or default_dtype(self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
         self.model = model.eval().to(self.device, dtype=self.dtype).to(memory_format=torch.channels_last)
         self.lock = threading.Lock()
 
@@ -95,9 +95,22 @@ class Engine:
             x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         return to_uint8(self.model(x)[:, :, :h, :w])
 
+    @contextlib.contextmanager
+    def _memory_guard(self, pixels: int) -> Iterator[None]:
+        """Out of memory on one photo is that photo's error, with the option that helps, not a crash."""
+        try:
+            yield
+        except (MemoryError, RuntimeError) as exc:
+            if not isinstance(exc, MemoryError) and "memory" not in str(exc).lower():
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise OutOfMemoryError(f"out of memory on {self.device} stylising {pixels / 1e6:.1f} MP at full resolution; "
+                                   "use --hd resize (the default) or --hd tiled, or a smaller --size") from None
+
     def stylize(self, rgb: np.ndarray) -> np.ndarray:
         """Whole image in one pass."""
-        with self.lock:
+        with self.lock, self._memory_guard(rgb.shape[0] * rgb.shape[1]):
             return self._forward(rgb)
 
     def stylize_tiled(self, rgb: np.ndarray, stats_from: np.ndarray, tile: int = 512, margin: int = 64) -> np.ndarray:
@@ -107,8 +120,8 @@ class Engine:
         and only its core is kept, so memory is bounded by the tile size, not the photo.
         """
         h, w = rgb.shape[:2]
-        out = np.empty_like(rgb)
-        with self.lock:  # held throughout: the recorded statistics must not meet another caller's pass
+        with self.lock, self._memory_guard(h * w):  # the lock is held throughout: the recorded statistics
+            out = np.empty_like(rgb)                # must not meet another caller's pass
             with self.model.record_stats():
                 self._forward(stats_from)
             with self.model.replay_stats():

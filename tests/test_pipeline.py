@@ -168,3 +168,32 @@ def test_cuda_index_beyond_the_machine_is_a_device_error(monkeypatch: pytest.Mon
     assert resolve_device("cuda:1").index == 1
     with pytest.raises(stylize.DeviceError, match="2 CUDA device"):
         resolve_device("cuda:2")
+
+
+def test_out_of_memory_is_one_photos_error_and_a_batch_goes_on(catalogue: Path, tmp_path: Path,
+                                                               astronaut: np.ndarray,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylize.batch import run_batch
+    from stylize.options import Options
+
+    painter = stylize.Stylizer(TEST_STYLE, device="cpu")
+    model = painter.pipeline.engine.model
+    real_forward = model.forward
+
+    def forward(x):  # noqa: ANN001, ANN202 -- fails like torch's CPU allocator above 300x300 pixels
+        if x.shape[2] * x.shape[3] > 300 * 300:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
+        return real_forward(x)
+
+    monkeypatch.setattr(model, "forward", forward)
+    with pytest.raises(stylize.OutOfMemoryError, match="--hd"):
+        painter(astronaut, hd="original", faces=False)
+    for name, side in (("big.png", 512), ("small.png", 128)):
+        Image.fromarray(astronaut[:side, :side]).save(tmp_path / name)
+    jobs = [(tmp_path / n, tmp_path / "out" / n) for n in ("big.png", "small.png")]
+    report = run_batch(painter.pipeline, jobs, Options(hd="original", faces=False))
+    assert [s.name for s, _ in report.failed] == ["big.png"] and "out of memory" in report.failed[0][1]
+    assert report.written == [tmp_path / "out" / "small.png"]
+    with pytest.raises(RuntimeError, match="other"):  # other errors are not disguised as memory
+        monkeypatch.setattr(model, "forward", lambda x: (_ for _ in ()).throw(RuntimeError("other")))
+        painter(astronaut, faces=False)
