@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .options import HDStrategy
 
 __all__ = ["Stylizer", "stylize", "list_styles", "HDStrategy", "StylizeError", "UnreadableImageError",
-           "ImageTooLargeError", "UnknownStyleError", "BadWeightsError", "OutputError", "DeviceError", "OutOfMemoryError"]
+           "ImageTooLargeError", "UnknownStyleError", "BadWeightsError", "OutputError", "DeviceError",
+           "OutOfMemoryError"]
 
 
 def __getattr__(name: str) -> Any:

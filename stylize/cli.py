@@ -228,7 +228,7 @@ def train(
     max_minutes: Optional[float] = typer.Option(None, min=0.0, help="Stop, checkpoint and export after this long."),
     checkpoint_every: int = typer.Option(50, min=1, help="Steps between checkpoints and progress samples."),
     export_to: Path = typer.Option(Path("."), help="Write DIR/weights/NAME.safetensors and DIR/styles/NAME.json "
-                                   "(a folder other than the project's keeps a candidate apart from the shipped style)."),
+                                   "(another folder keeps a candidate apart from the shipped style)."),
 ) -> None:
     """Train a style network with perceptual losses (checkpointed, resumable)."""
     from dataclasses import replace
