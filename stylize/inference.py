@@ -105,8 +105,9 @@ class Engine:
                 raise
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
+            advice = "use --hd resize (the default) or --hd tiled, or a smaller --size"
             raise OutOfMemoryError(f"out of memory on {self.device} stylising {pixels / 1e6:.1f} MP at full "
-                                   "resolution; use --hd resize (the default) or --hd tiled, or a smaller --size") from None
+                                   f"resolution; {advice}") from None
 
     def stylize(self, rgb: np.ndarray) -> np.ndarray:
         """Whole image in one pass."""
