@@ -12,7 +12,7 @@ from . import catalogue
 from .errors import StylizeError
 from .faces import FaceCheck
 from .image_io import ImageInput, load_photo, to_photo, to_pil
-from .options import DEFAULT_MAX_PIXELS, DEFAULT_SIZE, HDStrategy, Options
+from .options import HDStrategy, Options
 from .pipeline import Pipeline
 
 
@@ -47,10 +47,10 @@ class Stylizer:
     def device(self) -> str:
         return str(self.pipeline.engine.device)
 
-    def __call__(self, image: ImageInput, *, strength: float = 1.0, face_strength: float = 0.85,
-                 preserve_colors: bool = False, faces: bool = True, size: int = DEFAULT_SIZE,
-                 hd: HDStrategy | str = HDStrategy.RESIZE, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 provenance: bool = True) -> Image.Image:
+    def __call__(self, image: ImageInput, *, strength: float = Options.strength,
+                 face_strength: float = Options.face_strength, preserve_colors: bool = Options.preserve_colors,
+                 faces: bool = Options.faces, size: int = Options.size, hd: HDStrategy | str = Options.hd,
+                 max_pixels: int = Options.max_pixels, provenance: bool = Options.provenance) -> Image.Image:
         """The stylised image. Its ``info`` holds what ``to_file`` would write beside the pixels: ``exif`` (the
         photo's, orientation reset), ``icc_profile`` (sRGB) and ``xmp`` (provenance, unless ``provenance=False``),
         so ``image.save(path, **image.info)`` keeps them (Pillow writes ``xmp`` to JPEG and WebP)."""
@@ -69,12 +69,11 @@ class Stylizer:
         result.info.update({k: v for k, v in carried.items() if v})
         return result, rendering.faces
 
-    def to_file(self, source: str | os.PathLike, output: str | os.PathLike, *, quality: int = 92,
-                **options: Any) -> Path:
+    def to_file(self, source: str | os.PathLike, output: str | os.PathLike, **options: Any) -> Path:
         """Read ``source``, stylise, and save atomically to ``output`` (never over the source)."""
         opts = make_options(**options)
         photo = load_photo(source, opts.max_pixels)
-        return self.pipeline.run_to_file(photo, Path(output), opts, quality)[0]
+        return self.pipeline.run_to_file(photo, Path(output), opts)[0]
 
 
 def stylize(image: ImageInput, style: str, *, device: str = "auto", **options: Any) -> Image.Image:

@@ -75,6 +75,12 @@ def is_stylize_output(path: Path) -> bool:
 def plan_jobs(in_dir: Path, out_dir: Path, recursive: bool, suffix: str) -> list[tuple[Path, Path]]:
     """(input, output) pairs for a batch. Inputs that are outputs (another input's target, or a file stylize
     wrote) are left out; two inputs that would write one output are refused up front, naming them."""
+    if not in_dir.is_dir():
+        raise StylizeError(f"{in_dir}: not a folder")
+    if "/" in suffix or "\\" in suffix:
+        raise StylizeError(f"--suffix must not contain a path separator: {suffix!r}")
+    if not suffix and out_dir.resolve() == in_dir.resolve():
+        raise StylizeError("OUT_DIR is IN_DIR: outputs would overwrite the photos; use another folder or --suffix")
     inputs = find_inputs(in_dir, recursive, exclude=out_dir)
     targets = {output_for(source, in_dir, out_dir, suffix) for source in inputs}
     jobs = [(source, output_for(source, in_dir, out_dir, suffix)) for source in inputs
@@ -97,7 +103,7 @@ def _load(path: Path, max_pixels: int) -> Photo | StylizeError:
         return exc
 
 
-def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Options, quality: int = 92,
+def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Options,
               skip_existing: bool = False, on_done: Callable[[Path, str | None], None] | None = None) -> BatchReport:
     """Process (input, output) pairs in order, decoding one ahead; one bad file never stops the rest."""
     report = BatchReport()
@@ -116,7 +122,7 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
 
     def save(photo: Photo, result: np.ndarray, target: Path) -> str | None:
         try:
-            save_result(photo, result, target, quality, xmp)
+            save_result(photo, result, target, options.quality, xmp)
             return None
         except StylizeError as exc:
             return str(exc)

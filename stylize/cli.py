@@ -15,7 +15,7 @@ from typing import Callable, Optional, TypeVar
 import typer
 
 from .errors import StylizeError
-from .options import DEFAULT_MAX_PIXELS, DEFAULT_SIZE, HDStrategy
+from .options import HDStrategy, Options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Repaint photos in an artistic style, with faces kept recognisable.")
@@ -38,30 +38,32 @@ def user_errors(func: F) -> F:
 
 
 StyleOpt = typer.Option(..., "--style", "-s", help="Style name (see `stylize styles`).")
-StrengthOpt = typer.Option(1.0, min=0.0, max=1.0, help="0 returns the photo, 1 the full style.")
-FaceStrengthOpt = typer.Option(0.85, min=0.0, max=1.0, help="How strongly faces are stylised (identity).")
-PreserveOpt = typer.Option(False, "--preserve-colors", help="Keep the photo's colours, take the style's texture.")
-FacesOpt = typer.Option(True, "--faces/--no-faces", help="Align and stylise faces separately.")
-SizeOpt = typer.Option(DEFAULT_SIZE, min=64, max=8192, help="Working size: long side in pixels.")
-HDOpt = typer.Option(HDStrategy.RESIZE, help="resize: working size + edge-aware upsampling; "
+# Defaults come from the one option schema (``Options``); its ``validated`` checks every range.
+StrengthOpt = typer.Option(Options.strength, help="0 returns the photo, 1 the full style.")
+FaceStrengthOpt = typer.Option(Options.face_strength, help="How strongly faces are stylised, 0-1 (identity).")
+PreserveOpt = typer.Option(Options.preserve_colors, "--preserve-colors",
+                           help="Keep the photo's colours, take the style's texture.")
+FacesOpt = typer.Option(Options.faces, "--faces/--no-faces", help="Align and stylise faces separately.")
+SizeOpt = typer.Option(Options.size, help="Working size: long side in pixels (64-8192).")
+HDOpt = typer.Option(Options.hd, help="resize: working size + edge-aware upsampling; "
                      "tiled: full resolution in tiles; original: one full-resolution pass.")
 DeviceOpt = typer.Option("auto", help="auto (CUDA if present), cpu or cuda[:N].")
-QualityOpt = typer.Option(92, min=1, max=100, help="JPEG/WebP quality.")
-CheckOpt = typer.Option(True, "--check/--no-check",
+QualityOpt = typer.Option(Options.quality, help="JPEG/WebP quality (1-100).")
+CheckOpt = typer.Option(Options.check, "--check/--no-check",
                         help="Look for each face again on the result and warn when one may be lost.")
-ProvenanceOpt = typer.Option(True, "--provenance/--no-provenance",
+ProvenanceOpt = typer.Option(Options.provenance, "--provenance/--no-provenance",
                              help="Mark outputs as AI-stylised in their XMP metadata (style, software, options).")
-MaxMPOpt = typer.Option(DEFAULT_MAX_PIXELS / 1e6, "--max-megapixels", min=0.001,
+MaxMPOpt = typer.Option(Options.max_pixels / 1e6, "--max-megapixels",
                         help="Refuse larger images (decompression-bomb guard).")
 
 
 def _options(strength: float, face_strength: float, preserve_colors: bool, faces: bool, size: int,
-             hd: HDStrategy, max_megapixels: float, provenance: bool, check: bool):  # noqa: ANN202
+             hd: HDStrategy, max_megapixels: float, provenance: bool, check: bool, quality: int):  # noqa: ANN202
     from .api import make_options
 
     return make_options(strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
                         faces=faces, size=size, hd=hd, max_pixels=int(max_megapixels * 1e6), provenance=provenance,
-                        check=check)
+                        check=check, quality=quality)
 
 
 @app.command()
@@ -81,13 +83,14 @@ def photo(
 
     from .pipeline import lost_faces_warning
 
-    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check)
+    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check,
+                       quality)
     ext = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
     output = output or source.with_name(f"{source.stem}_{style}{ext}")
     began = time.perf_counter()
     photo_in = load_photo(source, options.max_pixels)
     stylizer = Stylizer(style, device)
-    written, face_checks = stylizer.pipeline.run_to_file(photo_in, output, options, quality)
+    written, face_checks = stylizer.pipeline.run_to_file(photo_in, output, options)
     typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.device})")
     warning = lost_faces_warning(face_checks, str(written), options)
     if warning:
@@ -115,13 +118,8 @@ def batch(
     from .api import Stylizer
     from .batch import plan_jobs, run_batch
 
-    if not in_dir.is_dir():
-        raise StylizeError(f"{in_dir}: not a folder")
-    if "/" in suffix or "\\" in suffix:
-        raise StylizeError(f"--suffix must not contain a path separator: {suffix!r}")
-    if not suffix and out_dir.resolve() == in_dir.resolve():
-        raise StylizeError("OUT_DIR is IN_DIR: outputs would overwrite the photos; use another folder or --suffix")
-    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check)
+    options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check,
+                       quality)
     jobs = plan_jobs(in_dir, out_dir, recursive, suffix)
     if not jobs:
         raise StylizeError(f"{in_dir}: no photos found" + ("" if recursive else " (try --recursive)"))
@@ -137,7 +135,7 @@ def batch(
                 progress.console.print(f"[red]failed[/red] {escape(str(source))}: {escape(error)}", highlight=False)
             progress.advance(task)
 
-        report = run_batch(stylizer.pipeline, jobs, options, quality, skip_existing, done)
+        report = run_batch(stylizer.pipeline, jobs, options, skip_existing, done)
     seconds = time.perf_counter() - began
     typer.echo(f"{len(report.written)} written, {len(report.skipped)} skipped, {len(report.failed)} failed "
                f"in {seconds:.1f}s -> {out_dir}", err=True)

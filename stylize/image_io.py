@@ -21,7 +21,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import ImageTooLargeError, OutputError, UnreadableImageError
-from .options import DEFAULT_MAX_PIXELS
+from .options import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 EXIF_ORIENTATION = 0x0112
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 #: What a photo's metadata carries over, by allow-list: description, camera, date, author and copyright in
@@ -241,7 +241,7 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 92, exif: bytes | None = None,
+def save_image(image: Image.Image, path: str | os.PathLike, quality: int = DEFAULT_QUALITY, exif: bytes | None = None,
                icc_profile: bytes | None = None, input_path: Path | None = None, xmp: bytes | None = None) -> Path:
     """Save atomically (temporary file in the same folder, then rename); never over the input.
 

@@ -30,11 +30,13 @@ class HDStrategy(str, enum.Enum):
 
 #: Default working size (long side, px): strokes read as the painting's, not as noise, at this scale.
 DEFAULT_SIZE = 768
+DEFAULT_QUALITY = 92
 
 
 @dataclass(frozen=True)
 class Options:
-    """What a user can set. ``strength`` 0 returns the photo; 1 is the full style."""
+    """What a user can set: the one schema behind the CLI, the API and batch (their defaults come from here,
+    and ``validated`` is the one place their ranges are checked). ``strength`` 0 returns the photo; 1 the style."""
 
     strength: float = 1.0
     face_strength: float = 0.85
@@ -47,6 +49,8 @@ class Options:
     provenance: bool = True
     #: look for each face again on the output (face mesh at its crop) and report the ones lost
     check: bool = True
+    #: JPEG and WebP quality of written files
+    quality: int = DEFAULT_QUALITY
 
     def validated(self) -> "Options":
         for name in ("strength", "face_strength"):
@@ -57,4 +61,6 @@ class Options:
             raise StylizeError(f"size must be between 64 and 8192 pixels, got {self.size}")
         if self.max_pixels < 1:
             raise StylizeError(f"max_pixels must be positive, got {self.max_pixels}")
+        if not 1 <= self.quality <= 100:
+            raise StylizeError(f"quality must be between 1 and 100, got {self.quality}")
         return replace(self, hd=HDStrategy(self.hd))

@@ -15,7 +15,7 @@ import numpy as np
 from .catalogue import Style
 from .image_io import Photo, save_image, to_pil
 from .inference import Engine, joint_bilateral_upsample, resize_long_side
-from .options import HDStrategy, Options
+from .options import DEFAULT_QUALITY, HDStrategy, Options
 
 if TYPE_CHECKING:
     from .faces import FaceCheck, FaceFinder
@@ -113,13 +113,14 @@ class Pipeline:
             checks = tuple(shared_face_finder().check(result, f) for f in faces if f.landmarks is not None)
         return Rendering(result, checks)
 
-    def run_to_file(self, photo: Photo, output: Path, options: Options = Options(),
-                    quality: int = 92) -> tuple[Path, tuple["FaceCheck", ...]]:
+    def run_to_file(self, photo: Photo, output: Path,
+                    options: Options = Options()) -> tuple[Path, tuple["FaceCheck", ...]]:
         """Stylise and save; returns the path written and the face checks. Consumes ``photo``: its pixels
         are released before encoding, so the peak holds one full-size image less (a 100 MP photo stays near 2 GB)."""
         rendering = self.run(photo, options)
         photo.release_pixels()
-        return save_result(photo, rendering.rgb, output, quality, self.provenance(options)), rendering.faces
+        written = save_result(photo, rendering.rgb, output, options.quality, self.provenance(options))
+        return written, rendering.faces
 
     def provenance(self, options: Options) -> bytes | None:
         """The XMP packet an output made with ``options`` carries (None when the user turned it off)."""
@@ -128,7 +129,8 @@ class Pipeline:
         return provenance_xmp(self.style, options) if options.provenance else None
 
 
-def save_result(photo: Photo, result: np.ndarray, output: Path, quality: int = 92, xmp: bytes | None = None) -> Path:
+def save_result(photo: Photo, result: np.ndarray, output: Path, quality: int = DEFAULT_QUALITY,
+                xmp: bytes | None = None) -> Path:
     """Save with the photo's alpha, EXIF and colour profile restored, and the provenance packet."""
     return save_image(to_pil(result, photo.alpha), output, quality=quality, exif=photo.exif,
                       icc_profile=photo.icc_profile, input_path=photo.source, xmp=xmp)

@@ -165,3 +165,34 @@ def test_batch_rerun_into_its_own_folder_does_not_restylise_outputs(catalogue: P
     (tmp_path / "a_art.jpg").rename(tmp_path / "holiday.jpg")
     result = run("batch", tmp_path, tmp_path, "-s", TEST_STYLE, "--suffix", "_art", "--size", "64")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a_art.jpg", "holiday.jpg"]
+
+
+def test_one_option_schema_feeds_cli_and_api() -> None:
+    """Every option's default lives in Options; the CLI and the API take theirs from it."""
+    import inspect
+    from dataclasses import fields
+
+    from stylize.cli import batch, photo
+    from stylize.options import Options
+
+    defaults = {f.name: f.default for f in fields(Options)}
+    api = inspect.signature(stylize.Stylizer.__call__).parameters
+    for name, param in api.items():
+        if name in defaults:
+            assert param.default == defaults[name], name
+    for command in (photo, batch):
+        cli = {k: v.default.default for k, v in inspect.signature(command).parameters.items()
+               if hasattr(v.default, "default")}
+        for name in ("strength", "face_strength", "preserve_colors", "faces", "size", "quality", "check",
+                     "provenance"):
+            assert cli[name] == defaults[name], (command.__name__, name)
+        assert cli["max_megapixels"] * 1e6 == defaults["max_pixels"]
+
+
+def test_batch_guards_live_in_the_batch_module_for_the_api_too(tmp_path: Path) -> None:
+    from stylize.batch import plan_jobs
+
+    with pytest.raises(stylize.StylizeError, match="overwrite the photos"):
+        plan_jobs(tmp_path, tmp_path, recursive=False, suffix="")
+    with pytest.raises(stylize.StylizeError, match="path separator"):
+        plan_jobs(tmp_path, tmp_path / "out", recursive=False, suffix="a/b")
