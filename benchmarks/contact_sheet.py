@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/contact_sheet.py --styles starry_night great_wave udnie --out benchmarks/sheets
 
-The painting heads each sheet. Portraits: four of the evaluation set (``--photos``), at
-their own resolution scaled to one row height.
+The painting heads each sheet. Portraits (``--photos``): names from the evaluation set, or of
+other photos in ``--content-dir``, scaled to one row height. The sheets in the README show only
+photos that may be redistributed (the astronaut, two US-government portraits, a Kodak photo): the
+content set's other photos are not licensed for that, so sheets with them stay in ``out/``.
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.set_defaults(methods=["stylize", "peer"])
-    parser.add_argument("--photos", nargs="+", default=["astronaut", "celebahq_0022", "gpen_0005", "ulfd_0001"])
+    parser.add_argument("--photos", nargs="+", default=["astronaut", "facerec_0008", "facerec_0011", "kodak24_0004"])
     parser.add_argument("--height", type=int, default=384, help="row height in pixels")
     parser.add_argument("--out", type=Path, default=Path("out/sheets"))
     args = parser.parse_args()
-    photos = {k: v for k, v in evaluation_photos(args.content_dir).items() if k in args.photos}
+    held_out = evaluation_photos(args.content_dir)
+    photos = {name: held_out[name] if name in held_out else
+              np.asarray(Image.open(args.content_dir / f"{name}.jpg").convert("RGB")) for name in args.photos}
     args.out.mkdir(parents=True, exist_ok=True)
     for style in parse_styles(args.styles, args.painting_dir):
         painting = Image.open(style.painting).convert("RGB")

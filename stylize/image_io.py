@@ -85,7 +85,10 @@ def _sixteen_bit_to_8(image: Image.Image) -> Image.Image:
     """I;16 / I / F modes: scale the actual range to 0-255 rather than clipping."""
     array = np.asarray(image, dtype=np.float64)
     peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-    return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    eight = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if "icc_profile" in image.info:  # still to be converted to sRGB
+        eight.info["icc_profile"] = image.info["icc_profile"]
+    return eight
 
 
 def _upright_with_exif(image: Image.Image) -> tuple[Image.Image, bytes | None]:
@@ -125,9 +128,9 @@ def from_pil(image: Image.Image, name: str = "image", max_pixels: int = DEFAULT_
     image, exif_bytes = _upright_with_exif(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         image = _sixteen_bit_to_8(image)
-    image = _to_srgb(image)
-    if image.mode == "P":
+    if image.mode == "P":  # before the colour conversion, which works on RGB(A) and L
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    image = _to_srgb(image)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "RGBa")
     target = "RGBA" if has_alpha else "RGB"
     converted = image if image.mode == target else image.convert(target)  # no extra full-size copy

@@ -227,3 +227,47 @@ def test_metadata_that_cannot_be_written_never_costs_the_photo(tmp_path: Path,
     out = save_image(Image.fromarray(gradient()), tmp_path / "out.jpg", exif=too_long.tobytes())
     assert np.asarray(Image.open(out)).shape == (40, 64, 3)
     assert len(caplog.records) == 1 and "without its metadata" in caplog.records[0].getMessage()
+
+
+def icc_profile(space: bytes, tags: dict[bytes, bytes]) -> bytes:
+    """A minimal ICC v2 display profile (matrix/TRC): enough for LittleCMS, made here so no file is needed."""
+    import struct
+
+    entries, data, offset = [], b"", 128 + 4 + 12 * len(tags)
+    for signature, body in tags.items():
+        data += b"\0" * (-(offset + len(data)) % 4)
+        entries.append(signature + struct.pack(">II", offset + len(data), len(body)))
+        data += body
+    table = struct.pack(">I", len(tags)) + b"".join(entries)
+    header = (struct.pack(">I", 128 + len(table) + len(data)) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntr"
+              + space + b"XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28 + xyz(0.9642, 1.0, 0.8249)[8:] + b"\0" * 48)
+    return header + table + data
+
+
+def xyz(x: float, y: float, z: float) -> bytes:
+    import struct
+
+    return b"XYZ \0\0\0\0" + struct.pack(">iii", *(round(v * 65536) for v in (x, y, z)))
+
+
+def gamma_curve(gamma: float) -> bytes:
+    import struct
+
+    return b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+
+
+def test_palette_and_16_bit_images_are_converted_to_srgb_before_tagging(tmp_path: Path) -> None:
+    white = xyz(0.9642, 1.0, 0.8249)
+    # an RGB space whose red and blue primaries are sRGB's blue and red: its 'red' pixel is blue in sRGB
+    swapped = icc_profile(b"RGB ", {b"wtpt": white, b"rXYZ": xyz(0.1431, 0.0606, 0.7141),
+                                    b"gXYZ": xyz(0.3851, 0.7169, 0.0971), b"bXYZ": xyz(0.4361, 0.2225, 0.0139),
+                                    b"rTRC": gamma_curve(2.2), b"gTRC": gamma_curve(2.2), b"bTRC": gamma_curve(2.2)})
+    Image.new("RGB", (8, 8), (255, 0, 0)).quantize(4).save(tmp_path / "palette.png", icc_profile=swapped)
+    assert Image.open(tmp_path / "palette.png").mode == "P"
+    red, green, blue = load_photo(tmp_path / "palette.png").rgb[0, 0].astype(int)
+    assert blue > 200 and red < 60
+    # a linear-light grey space: 16-bit mid grey is much lighter in sRGB
+    linear_grey = icc_profile(b"GRAY", {b"wtpt": white, b"kTRC": gamma_curve(1.0)})
+    Image.fromarray(np.full((8, 8), 32768, np.uint16)).save(tmp_path / "grey16.png", icc_profile=linear_grey)
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    assert 175 < load_photo(tmp_path / "grey16.png").rgb[0, 0, 0] < 200  # not 128
