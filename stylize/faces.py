@@ -161,8 +161,6 @@ class FaceFinder:
     """MediaPipe detection + mesh. MediaPipe graphs are not thread-safe, so calls are serialised."""
 
     def __init__(self, min_score: float = 0.5, max_faces: int = 20) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         with quiet_stderr():  # MediaPipe's C++ start-up logging is noise to a user
             import mediapipe as mp
 

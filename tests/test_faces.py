@@ -163,3 +163,16 @@ def test_match_color_stats_moves_means() -> None:
 def test_seam_score_needs_a_border() -> None:
     with pytest.raises(ValueError):
         seam_score(np.zeros((20, 20, 3), np.uint8), np.zeros((20, 20), np.float32))
+
+
+def test_face_finder_leaves_the_environment_alone() -> None:
+    """The API promises thread safety: nothing process-wide (here os.environ) may change when faces are found."""
+    import subprocess
+    import sys
+
+    code = ("import os; before = dict(os.environ); from stylize.faces import FaceFinder; FaceFinder(); "
+            "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}; "
+            "assert not changed, changed")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-500:]
