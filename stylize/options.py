@@ -39,7 +39,7 @@ class Options:
     and ``validated`` is the one place their ranges are checked). ``strength`` 0 returns the photo; 1 the style."""
 
     strength: float = 1.0
-    face_strength: float = 0.85
+    face_strength: float = 0.6
     preserve_colors: bool = False
     faces: bool = True
     size: int = DEFAULT_SIZE
