@@ -65,17 +65,20 @@ def evaluation_photos(content_dir: Path, limit: int | None = None) -> dict[str, 
     return dict(list(photos.items())[:limit])
 
 
-def renderers(style: StyleUnderTest, methods: list[str], device: str) -> Iterator[tuple[str, Callable]]:
-    """(method, photo -> uint8 RGB) for each requested method."""
+def renderers(style: StyleUnderTest, methods: list[str], device: str,
+              face_strength: float | None = None) -> Iterator[tuple[str, Callable]]:
+    """(method, photo -> uint8 RGB) for each requested method; stylize at default settings unless
+    ``face_strength`` is given."""
     from stylize.catalogue import Style
     from stylize.image_io import to_photo
     from stylize.options import Options
     from stylize.pipeline import Pipeline
 
     pipeline = Pipeline(Style(style.name, style.weights, {}), device) if set(methods) - {"peer"} else None
+    defaults = Options(check=False) if face_strength is None else Options(check=False, face_strength=face_strength)
     for method in methods:
         if method == "stylize":
-            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options(check=False)).rgb
+            yield method, lambda rgb: pipeline.run(to_photo(rgb), defaults).rgb
         elif method == "stylize-no-faces":
             yield method, lambda rgb: pipeline.run(to_photo(rgb), Options(faces=False, check=False)).rgb
         elif method == "peer":
@@ -96,6 +99,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first N photos (quick looks)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save", type=Path, help="also write every output here as METHOD/STYLE/PHOTO.png")
+    parser.add_argument("--face-strength", type=float, help="stylize's face strength [default: the CLI's]")
 
 
 def machine_line(device: str) -> str:
