@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from evaluation import METHODS, add_common_arguments, evaluation_photos, parse_styles, renderers
+from evaluation import METHODS, evaluation_photos, parse_arguments, parse_styles, renderers
 
 LABEL = 18
 
@@ -43,14 +43,14 @@ def grid(rows: list[list[Image.Image]], pad: int = 6) -> Image.Image:
     return sheet
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
-    parser.set_defaults(methods=["stylize", "peer"])
+def sheet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photos", nargs="+", default=["astronaut", "facerec_0008", "facerec_0011", "kodak24_0004"])
     parser.add_argument("--height", type=int, default=384, help="row height in pixels")
     parser.add_argument("--out", type=Path, default=Path("out/sheets"))
-    args = parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments(__doc__, defaults={"methods": ["stylize", "peer"]}, more=sheet_arguments)
     held_out = evaluation_photos(args.content_dir)
     photos = {name: held_out[name] if name in held_out else
               np.asarray(Image.open(args.content_dir / f"{name}.jpg").convert("RGB")) for name in args.photos}

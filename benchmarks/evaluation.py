@@ -102,6 +102,25 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-strength", type=float, help="stylize's face strength [default: the CLI's]")
 
 
+def parse_arguments(doc: str, defaults: dict | None = None, more: Callable | None = None) -> argparse.Namespace:
+    """The benchmarks' common command line (``more`` adds a script's own options); prints the machine line."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    if more:
+        more(parser)
+    parser.set_defaults(**(defaults or {}))
+    args = parser.parse_args()
+    print(machine_line(args.device))
+    return args
+
+
+def print_table(corner: str, columns: list[str], rows: dict[str, list[str]]) -> None:
+    print(f"\n| {corner} | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for label, cells in rows.items():
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def machine_line(device: str) -> str:
     import torch
 

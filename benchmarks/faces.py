@@ -17,7 +17,6 @@ face. A style that lightens or darkens faces of one group more than another show
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 from dataclasses import dataclass, field
@@ -26,8 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evaluation import METHODS, add_common_arguments, evaluation_photos, machine_line, parse_styles, renderers, \
-    save_output
+from evaluation import METHODS, evaluation_photos, parse_arguments, parse_styles, print_table, renderers, save_output
 
 GROUPS_FILE = Path(__file__).with_name("portrait_groups.tsv")
 GROUP_KINDS = ("skin", "age", "faces")
@@ -78,10 +76,7 @@ def read_groups(path: Path) -> dict[str, dict[str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
-    args = parser.parse_args()
-    print(machine_line(args.device))
+    args = parse_arguments(__doc__)
     from stylize.pipeline import shared_face_finder
 
     finder = shared_face_finder()
@@ -111,19 +106,13 @@ def main() -> None:
             print(f"{style.label:16s} {method:18s} survival {table[method, style.label][0]:5.1f} % "
                   f"({len(survived)}/{total})  median drift {drift:.3f} IOD", flush=True)
     names = list(dict.fromkeys(style for _, style in table))
-    print(f"\n| method ({len(photos)} photos, {total} faces) | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
+    print_table(f"method ({len(photos)} photos, {total} faces)", names,
+                {METHODS[m]: ["{:.0f} % ({:.2f})".format(*table[m, n]) for n in names] for m in args.methods})
     for method in args.methods:
-        print(f"| {METHODS[method]} | "
-              + " | ".join("{:.0f} % ({:.2f})".format(*table[method, n]) for n in names) + " |")
-    for method in args.methods:
-        print(f"\n{METHODS[method]}: survival and face-skin lightness shift against the rest, per group\n")
-        print("| group | " + " | ".join(names) + " |")
-        print("|---|" + "---|" * len(names))
+        print(f"\n{METHODS[method]}: survival and face-skin lightness shift against the rest, per group")
         keys = sorted({key for n in names for key in by_group[method, n]}, key=lambda k: GROUP_KINDS.index(k[0]))
-        for key in keys:
-            print(f"| {key[0]}: {key[1]} | " + " | ".join(by_group[method, n].get(key, Tally()).cell()
-                                                        for n in names) + " |")
+        print_table("group", names, {f"{kind}: {value}": [by_group[method, n].get((kind, value), Tally()).cell()
+                                                            for n in names] for kind, value in keys})
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ from judging.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import numpy as np
 from PIL import Image
 
-from evaluation import METHODS, add_common_arguments, evaluation_photos, machine_line, parse_styles, renderers, \
-    save_output
+from evaluation import METHODS, evaluation_photos, parse_arguments, parse_styles, print_table, renderers, save_output
 
 
 class Judge:
@@ -42,10 +40,7 @@ class Judge:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
-    args = parser.parse_args()
-    print(machine_line(args.device))
+    args = parse_arguments(__doc__)
     judge = Judge()
     photos = evaluation_photos(args.content_dir, args.limit)
     photo_vectors = {name: judge.vector(rgb) for name, rgb in photos.items()}
@@ -62,10 +57,8 @@ def main() -> None:
             print(f"{style.label:16s} {method:18s} {table[method, style.label]:.3f}  "
                   f"(per photo {min(distances):.2f}-{max(distances):.2f}, {len(distances)} photos)", flush=True)
     names = list(dict.fromkeys(style for _, style in table))
-    print(f"\n| method ({len(photos)} photos) | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for method in args.methods:
-        print(f"| {METHODS[method]} | " + " | ".join(f"{table[method, n]:.2f}" for n in names) + " |")
+    print_table(f"method ({len(photos)} photos)", names,
+                {METHODS[m]: [f"{table[m, n]:.2f}" for n in names] for m in args.methods})
 
 
 if __name__ == "__main__":
