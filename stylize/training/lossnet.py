@@ -23,7 +23,7 @@ from ..errors import BadWeightsError
 
 LossNetName = Literal["hed", "imagenet"]
 
-#: VGG16 conv layers up to relu4_3: (name, in, out); a max-pool precedes each block after the first.
+#: VGG16 conv layers up to relu4_3: (name, in, out); a 2x2 pooling precedes each block after the first.
 VGG16_CONVS = [
     ("conv1_1", 3, 64), ("conv1_2", 64, 64),
     ("conv2_1", 64, 128), ("conv2_2", 128, 128),
