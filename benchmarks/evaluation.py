@@ -90,7 +90,9 @@ def renderers(style: StyleUnderTest, methods: list[str], device: str,
             raise SystemExit(f"unknown method {method!r}: {', '.join(METHODS)}")
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def parse_arguments(doc: str, defaults: dict | None = None, more: Callable | None = None) -> argparse.Namespace:
+    """The benchmarks' common command line (``more`` adds a script's own options); prints the machine line."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--styles", nargs="+", default=["starry_night", "great_wave", "udnie"],
                         help="NAME (shipped weights) or NAME=WEIGHTS (a candidate)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -100,12 +102,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save", type=Path, help="also write every output here as METHOD/STYLE/PHOTO.png")
     parser.add_argument("--face-strength", type=float, help="stylize's face strength [default: the CLI's]")
-
-
-def parse_arguments(doc: str, defaults: dict | None = None, more: Callable | None = None) -> argparse.Namespace:
-    """The benchmarks' common command line (``more`` adds a script's own options); prints the machine line."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
     if more:
         more(parser)
     parser.set_defaults(**(defaults or {}))

@@ -63,13 +63,12 @@ def is_stylize_output(path: Path) -> bool:
         return False
     try:
         with Image.open(path) as image:
-            xmp = image.info.get("xmp") or b""
+            xmp = image.info.get("xmp")
     except Exception:  # noqa: BLE001 -- an unreadable file is reported when it is processed, not here
         return False
-    from .provenance import DIGITAL_SOURCE_TYPE, STYLIZE_NS
+    from .provenance import made_by_stylize
 
-    text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
-    return STYLIZE_NS in text and DIGITAL_SOURCE_TYPE in text
+    return made_by_stylize(xmp)
 
 
 def plan_jobs(in_dir: Path, out_dir: Path, recursive: bool, suffix: str) -> list[tuple[Path, Path]]:

@@ -11,6 +11,7 @@ mesh fails (strong profiles), the detector's keypoints stand in.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -40,8 +41,12 @@ class Face:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1
     score: float
     points: np.ndarray  # (5, 2) template-ordered key points, or (4, 2) eyes/nose/mouth-centre fallback
-    oval: np.ndarray | None  # (N, 2) face-oval polygon from the mesh, None if the mesh failed
     landmarks: np.ndarray | None = None  # (468, 2) face-mesh landmarks, None if the mesh failed
+
+    @property
+    def oval(self) -> np.ndarray | None:
+        """(N, 2) face-oval polygon from the mesh, None if the mesh failed."""
+        return None if self.landmarks is None else self.landmarks[_oval_order()]
 
     @property
     def eye_distance(self) -> float:
@@ -122,6 +127,7 @@ def _scale_of(matrix: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
+@functools.lru_cache(maxsize=1)
 def _oval_order() -> list[int]:
     """Walk MediaPipe's FACEMESH_FACE_OVAL edge set into one closed polygon."""
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
@@ -173,7 +179,6 @@ class FaceFinder:
             self._detector.process(blank)  # the graphs log once on their first frame
             self._mesh.process(blank)
         self._mesh_warmed = False
-        self._oval = _oval_order()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -185,7 +190,7 @@ class FaceFinder:
             boxes = self._detect(rgb)
             faces = [self._landmarks(rgb, box, score, keypoints) for box, score, keypoints in boxes]
         # a weak detection that the mesh cannot confirm is more often a false positive than a profile
-        faces = [f for f in faces if f.oval is not None or f.score >= MESHLESS_MIN_SCORE]
+        faces = [f for f in faces if f.landmarks is not None or f.score >= MESHLESS_MIN_SCORE]
         return sorted(faces, key=lambda f: f.box[0])
 
     def _detect_region(self, rgb: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> list[tuple]:
@@ -262,9 +267,8 @@ class FaceFinder:
     def _landmarks(self, rgb: np.ndarray, box: tuple, score: float, keypoints: np.ndarray) -> Face:
         lm = self._mesh_at(rgb, box)
         if lm is None:
-            return Face(box=box, score=score, points=keypoints, oval=None)
+            return Face(box=box, score=score, points=keypoints)
         points = _key_points(lm)
         if np.linalg.norm(points[0] - keypoints[0]) > 0.5 * np.linalg.norm(keypoints[0] - keypoints[1]) + 4:
-            return Face(box=box, score=score, points=keypoints, oval=None)  # mesh latched onto another face
-        return Face(box=box, score=score, points=points.astype(np.float32), oval=lm[self._oval].astype(np.float32),
-                    landmarks=lm.astype(np.float32))
+            return Face(box=box, score=score, points=keypoints)  # mesh latched onto another face
+        return Face(box=box, score=score, points=points.astype(np.float32), landmarks=lm.astype(np.float32))

@@ -150,8 +150,7 @@ def from_array(array: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.floating):
             raise UnreadableImageError(f"array dtype must be uint8 or float in [0, 1], got {array.dtype}")
-        finite = np.isfinite(array)
-        if not finite.all():
+        if not np.isfinite(array).all():
             raise UnreadableImageError("float array contains NaN or infinite values")
         low, high = float(array.min()), float(array.max())
         if low < -1e-3 or high > 1 + 1e-3:  # a float photo in 0-255 would otherwise turn white

@@ -74,3 +74,15 @@ def read_provenance(xmp: bytes | str) -> dict[str, str]:
         if element.tag.endswith("}li") and element.text:
             fields["description"] = element.text
     return fields
+
+
+def made_by_stylize(xmp: bytes | str | None) -> bool:
+    """Whether an image's XMP is a packet stylize wrote (so a batch never takes its own outputs as inputs)."""
+    if not xmp:
+        return False
+    try:
+        fields = read_provenance(xmp)
+    except (ValueError, UnicodeDecodeError, SyntaxError):  # ElementTree's ParseError is a SyntaxError
+        return False
+    made_by_ai = fields.get("DigitalSourceType") == DIGITAL_SOURCE_TYPE
+    return made_by_ai and fields.get("CreatorTool", "").startswith("stylize")

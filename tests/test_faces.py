@@ -57,7 +57,7 @@ def test_face_check_keeps_a_face_and_catches_a_lost_one(finder: FaceFinder, astr
 
 
 def test_face_check_needs_landmarks(finder: FaceFinder, astronaut: np.ndarray) -> None:
-    meshless = Face(box=(0, 0, 10, 10), score=0.9, points=np.zeros((4, 2), np.float32), oval=None)
+    meshless = Face(box=(0, 0, 10, 10), score=0.9, points=np.zeros((4, 2), np.float32))
     with pytest.raises(ValueError, match="landmarks"):
         finder.check(astronaut, meshless)
 
@@ -147,7 +147,7 @@ def test_aligning_a_big_face_averages_instead_of_point_sampling() -> None:
     """A face 8 times the crop's scale: one-pixel detail (stripes here) becomes its average, not moire."""
     stripes = np.zeros((512, 512, 3), np.uint8)
     stripes[:, ::2] = 255
-    face = Face(box=(0, 0, 512, 512), score=1.0, points=TEMPLATE.copy(), oval=None)
+    face = Face(box=(0, 0, 512, 512), score=1.0, points=TEMPLATE.copy())
     crop = align_face(stripes, face, crop_size=64).astype(np.float64)
     assert abs(crop[8:-8, 8:-8].mean() - 127.5) < 3 and crop[8:-8, 8:-8].std() < 3
 
