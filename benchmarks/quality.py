@@ -66,7 +66,7 @@ def objective_for(style: str, style_dir: Path, device: torch.device):  # noqa: A
     from stylize.training.train import build_objective, config_from_record
 
     cfg = config_from_record(get_style(style).metadata["training"]["recipe"])
-    return build_objective(replace(cfg, style_image=str(style_dir / f"{style}.jpg")), device)
+    return build_objective(replace(cfg, style_images=(str(style_dir / f"{style}.jpg"),)), device)
 
 
 #: Every offset the training objective's random crop can take.

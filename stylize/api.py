@@ -40,7 +40,7 @@ class Stylizer:
     """
 
     def __init__(self, style: str, device: str = "auto") -> None:
-        self.style = catalogue.get_style(style)
+        self.style = catalogue.select(style)
         self.pipeline = Pipeline(self.style, device)
 
     @property

@@ -2,7 +2,10 @@
 
 ``styles/<name>.json`` holds title, artist, year, provenance, licence, the
 architecture, the training recipe and the weights' sha256;
-``weights/<name>.safetensors`` holds the network; ``styles/<name>.jpg`` a preview.
+``weights/<name>.safetensors`` holds the network, or, for a style of a multi-style
+network (``"trunk"`` in its metadata), its normalisation row on the shared
+``weights/trunks/<trunk>.safetensors``; ``styles/<name>.jpg`` is a preview.
+Styles of one trunk blend: ``starry_night:0.6,udnie:0.4`` mixes their rows.
 The root is the project folder, or ``$STYLIZE_HOME`` when set.
 """
 
@@ -13,8 +16,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UnknownStyleError
+
+if TYPE_CHECKING:
+    from .network import StyleNet
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -41,6 +48,36 @@ class Style:
     def preview(self) -> Path | None:
         path = self.weights.parent.parent / "styles" / f"{self.name}.jpg"
         return path if path.is_file() else None
+
+    @property
+    def trunk(self) -> Path | None:
+        """The shared network this style is a row of (None: its weights file is a whole network)."""
+        trunk = self.metadata.get("trunk")
+        return self.weights.parent / "trunks" / f"{trunk}.safetensors" if isinstance(trunk, str) else None
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Several styles of one trunk mixed by weight (the weights are shares: they are normalised to sum to 1)."""
+
+    parts: tuple[tuple[Style, float], ...]
+
+    @property
+    def name(self) -> str:
+        return ",".join(f"{style.name}:{share:g}" for style, share in self.parts)
+
+    @property
+    def title(self) -> str:
+        return " + ".join(style.title for style, _ in self.parts)
+
+    @property
+    def artist(self) -> str:
+        return " + ".join(dict.fromkeys(style.artist for style, _ in self.parts))
+
+    @property
+    def metadata(self) -> dict:
+        licences = {str(style.metadata.get("licence", "unknown")) for style, _ in self.parts}
+        return {"licence": licences.pop() if len(licences) == 1 else "; ".join(sorted(licences))}
 
 
 def catalogue_root() -> Path:
@@ -71,3 +108,38 @@ def get_style(name: str, root: Path | None = None) -> Style:
         valid = ", ".join(styles) or "none installed"
         raise UnknownStyleError(f"unknown style {name!r}; valid styles: {valid}")
     return styles[name]
+
+
+def select(spec: str, root: Path | None = None) -> Style | Blend:
+    """``NAME`` or a blend ``NAME:SHARE,NAME:SHARE,...`` (shares are positive numbers, normalised)."""
+    if not isinstance(spec, str) or ("," not in spec and ":" not in spec):
+        return get_style(spec, root)
+    parts = []
+    for item in spec.split(","):
+        name, _, share = item.strip().partition(":")
+        try:
+            weight = float(share) if share else 1.0
+        except ValueError:
+            weight = -1.0
+        if not weight > 0 or weight == float("inf"):
+            raise UnknownStyleError(f"style blend {spec!r}: {item!r} needs a positive share, as in starry_night:0.6")
+        parts.append((get_style(name, root), weight))
+    if len({style.name for style, _ in parts}) != len(parts):
+        raise UnknownStyleError(f"style blend {spec!r} names a style twice")
+    if len(parts) > 1 and (None in {s.trunk for s, _ in parts} or len({s.trunk for s, _ in parts}) > 1):
+        raise UnknownStyleError(f"style blend {spec!r}: only styles of one multi-style network blend "
+                                "(see `stylize styles`)")
+    return Blend(tuple(parts)) if len(parts) > 1 else parts[0][0]
+
+
+def load_network(selection: Style | Blend) -> "StyleNet":
+    """The one-row network that paints ``selection``, from checked files (sha256s from the metadata)."""
+    from .network import load_rows, load_weights, mix_rows
+
+    parts = selection.parts if isinstance(selection, Blend) else ((selection, 1.0),)
+    first = parts[0][0]
+    if first.trunk is None:
+        return load_weights(first.weights, first.metadata.get("weights_sha256"))
+    rows = [(style.weights, style.metadata.get("weights_sha256")) for style, _ in parts]
+    network = load_rows(first.trunk, rows, first.metadata.get("trunk_sha256"))
+    return mix_rows(network, [share for _, share in parts])

@@ -10,7 +10,7 @@ import functools
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, List, Optional, TypeVar
 
 import typer
 
@@ -37,7 +37,8 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-StyleOpt = typer.Option(..., "--style", "-s", help="Style name (see `stylize styles`).")
+StyleOpt = typer.Option(..., "--style", "-s", help="Style name (see `stylize styles`), or a blend of styles "
+                        "of the multi-style network: starry_night:0.6,udnie:0.4.")
 # Defaults come from the one option schema (``Options``); its ``validated`` checks every range.
 StrengthOpt = typer.Option(Options.strength, help="0 returns the photo, 1 the full style.")
 FaceStrengthOpt = typer.Option(Options.face_strength, help="How strongly faces are stylised, 0-1 (identity).")
@@ -86,7 +87,7 @@ def photo(
     options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check,
                        quality)
     ext = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
-    output = output or source.with_name(f"{source.stem}_{style}{ext}")
+    output = output or source.with_name(f"{source.stem}_{style.replace(':', '-').replace(',', '+')}{ext}")
     began = time.perf_counter()
     photo_in = load_photo(source, options.max_pixels)
     stylizer = Stylizer(style, device)
@@ -202,8 +203,10 @@ def preview(
 @app.command()
 @user_errors
 def train(
-    style_image: Path = typer.Argument(..., help="The painting."),
-    name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json."),
+    style_images: List[Path] = typer.Argument(..., help="The painting, or several: one network for all of them "
+                                             "(a catalogue, one row of normalisation parameters each)."),
+    name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json (a catalogue: "
+                             "runs/NAME/network.safetensors)."),
     content_dir: Path = typer.Option(..., help="Folder of training photos."),
     steps: int = typer.Option(800, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
     batch: int = typer.Option(4, min=1),
@@ -218,6 +221,10 @@ def train(
     widths: str = typer.Option("16,32,64", help="Encoder widths c1,c2,c3."),
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
+    identity_style: bool = typer.Option(False, "--identity-style", help="A catalogue also learns a row that gives "
+                                        "the photo back (strength in feature space)."),
+    trunk: Optional[Path] = typer.Option(None, help="Learn only the new style's normalisation row on this "
+                                         "catalogue network's frozen convolutions (CPU minutes, not hours)."),
     resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME/checkpoint.safetensors with its own "
                                 "recipe (--steps and the options on how to run are taken from the command line)."),
     seed: int = typer.Option(0), device: str = DeviceOpt,
@@ -240,18 +247,22 @@ def train(
     if resume:
         typer.echo(f"wrote {run_training(replace(checkpoint_config(name, steps), **how, **schedule), resume=True)}")
         return
-    if not style_image.is_file() and not identity:
-        raise StylizeError(f"{style_image}: style image not found")
+    for style_image in style_images:
+        if not style_image.is_file() and not identity:
+            raise StylizeError(f"{style_image}: style image not found")
+    if trunk is not None and (len(style_images) != 1 or not trunk.is_file()):
+        raise StylizeError(f"--trunk {trunk}: needs one painting and an existing catalogue network file")
     try:
         width_tuple = tuple(int(w) for w in widths.split(","))
     except ValueError:
         width_tuple = ()
     if len(width_tuple) != 3 or min(width_tuple) < 1:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
-    cfg = TrainConfig(style_image=str(style_image), name=name, content_dir=str(content_dir), steps=steps, size=size,
+    cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps, size=size,
                       batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
                       color_weight=color_weight, tv_weight=tv_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
+                      identity_style=identity_style, trunk=str(trunk) if trunk else None,
                       seed=seed, **how, **schedule)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .catalogue import Style
+from .catalogue import Blend, Style, load_network
 from .image_io import Photo, save_image, to_pil
 from .inference import Engine, joint_bilateral_upsample, resize_long_side
 from .options import DEFAULT_QUALITY, HDStrategy, Options
@@ -72,11 +72,9 @@ def lost_faces_warning(faces: tuple["FaceCheck", ...], where: str, options: Opti
 class Pipeline:
     """A loaded style ready to repaint photos; safe to share between threads."""
 
-    def __init__(self, style: Style, device: str = "auto") -> None:
-        from .network import load_weights
-
+    def __init__(self, style: Style | Blend, device: str = "auto") -> None:
         self.style = style
-        self.engine = Engine(load_weights(style.weights, style.metadata.get("weights_sha256")), device)
+        self.engine = Engine(load_network(style), device)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
     def run(self, photo: Photo, options: Options = Options()) -> Rendering:

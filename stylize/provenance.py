@@ -13,7 +13,7 @@ from dataclasses import asdict
 from importlib import metadata
 from xml.sax.saxutils import escape, quoteattr
 
-from .catalogue import Style
+from .catalogue import Blend, Style
 from .options import Options
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
@@ -27,7 +27,7 @@ def software() -> str:
         return "stylize"
 
 
-def provenance_xmp(style: Style, options: Options) -> bytes:
+def provenance_xmp(style: Style | Blend, options: Options) -> bytes:
     """The XMP packet for one output of ``style`` made with ``options``."""
     settings = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(options).items()}
     description = f"{style.title} by {style.artist}, repainted from a photograph by {software()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from stylize.errors import BadWeightsError
 from stylize.inference import Engine, resize_long_side
-from stylize.network import Architecture, StyleNet, load_weights, save_weights
+from stylize.network import (Architecture, StyleNet, load_rows, load_weights, mix_rows, rows_on, save_style_row,
+                             save_trunk, save_weights)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -127,3 +129,67 @@ def test_recorded_sha256_is_checked_at_load(tmp_path: Path, monkeypatch: pytest.
     save_weights(StyleNet(Architecture((8, 8, 8), 1)), tmp_path / "weights" / "mine.safetensors")  # replaced
     with pytest.raises(stylize.BadWeightsError, match="sha256"):
         stylize.Stylizer("mine", device="cpu")
+
+
+def catalogue_network(styles: int = 3) -> StyleNet:
+    torch.manual_seed(3)
+    model = StyleNet(Architecture((8, 16, 32), 1, styles=styles))
+    with torch.no_grad():
+        for norm in model.norms():  # distinct rows, as training leaves them
+            norm.weight.normal_(1.0, 0.5)
+            norm.bias.normal_(0.0, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rows_are_picked_by_index_or_mixed_by_weight(dtype: torch.dtype) -> None:
+    model = catalogue_network().to(dtype)
+    x = torch.rand(2, 3, 32, 32, dtype=dtype)
+    with torch.no_grad():
+        picked = model(x, torch.tensor([2, 0]))
+        one_hot = model(x, torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
+        assert torch.allclose(picked.float(), one_hot.float(), atol=1e-2)
+        assert (picked[0] - model(x, torch.tensor([1, 0]))[0]).abs().mean() > 1e-3  # rows differ
+        blended = mix_rows(model.float(), [0.25, 0.0, 0.75])(x.float())
+        assert torch.allclose(blended, model.float()(x.float(), torch.tensor([[0.25, 0.0, 0.75]] * 2)), atol=1e-5)
+    with pytest.raises(ValueError, match="style="):
+        model(x)  # several rows: which one is not guessed
+
+
+def test_trunk_and_rows_round_trip(tmp_path: Path) -> None:
+    model = catalogue_network()
+    trunk = tmp_path / "weights" / "trunks" / "cat.safetensors"
+    save_trunk(model, trunk)
+    digest = hashlib.sha256(trunk.read_bytes()).hexdigest()
+    rows = [tmp_path / "weights" / f"style{i}.safetensors" for i in range(3)]
+    for index, path in enumerate(rows):
+        save_style_row(model, index, path, digest)
+    assert rows[0].stat().st_size < 4096 < trunk.stat().st_size  # a style is its few-KB row
+    assert rows_on(trunk) == rows
+    loaded = load_rows(trunk, [(rows[2], None), (rows[0], None)], digest)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, torch.tensor([0])), model(x, torch.tensor([2])), atol=2e-2)  # fp16 trunk
+        assert torch.allclose(loaded(x, torch.tensor([1])), model(x, torch.tensor([0])), atol=2e-2)
+
+
+def test_rows_of_another_trunk_and_tampered_rows_are_refused(tmp_path: Path) -> None:
+    model = catalogue_network()
+    trunk, other = tmp_path / "trunk.safetensors", tmp_path / "other.safetensors"
+    save_trunk(model, trunk)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    save_trunk(model, other)  # same shapes, other convolutions
+    row = tmp_path / "row.safetensors"
+    save_style_row(model, 0, row, hashlib.sha256(trunk.read_bytes()).hexdigest())
+    assert load_rows(trunk, [(row, None)]).arch.styles == 1
+    with pytest.raises(BadWeightsError, match="another trunk"):
+        load_rows(other, [(row, None)])
+    with pytest.raises(BadWeightsError, match="sha256"):
+        load_rows(trunk, [(row, "0" * 64)])
+    bad = _tamper(row, lambda t: t.__setitem__("encoder.0.norm.weight", torch.full((8,), float("nan"))))
+    with pytest.raises(BadWeightsError, match="NaN") as info:
+        load_rows(trunk, [(bad, None)])
+    assert str(bad) in str(info.value)
+    with pytest.raises(BadWeightsError, match="missing"):
+        load_rows(trunk, [(_tamper(row, lambda t: t.pop("encoder.0.norm.bias")), None)])

@@ -43,7 +43,7 @@ def make_data(root: Path, astronaut: np.ndarray) -> tuple[Path, Path]:
 
 
 def config(root: Path, content: Path, style: Path, steps: int) -> TrainConfig:
-    return TrainConfig(style_image=str(style), name="tiny", content_dir=str(content), steps=steps, size=48, batch=2,
+    return TrainConfig(style_images=(str(style),), name="tiny", content_dir=str(content), steps=steps, size=48, batch=2,
                        style_size=96, widths=(8, 8, 16), res_blocks=1, workers=0, checkpoint_every=4,
                        sample_every=1000, log_every=1000, lr=5e-3, run_dir=str(root / "runs"),
                        weights_dir=str(root / "weights"), styles_dir=str(root / "styles"), device="cpu")
@@ -103,8 +103,9 @@ def test_objective_over_several_offsets_is_the_mean_of_each(tmp_path: Path, astr
 
 def test_relative_error_is_scale_free() -> None:
     x = torch.rand(2, 4, 8, 8)
-    assert relative_sq_error(x, x) == 0
-    assert torch.isclose(relative_sq_error(10 * x, 20 * x), relative_sq_error(x, 2 * x))
+    assert (relative_sq_error(x, x) == 0).all()
+    assert torch.allclose(relative_sq_error(10 * x, 20 * x), relative_sq_error(x, 2 * x))
+    assert relative_sq_error(x, x.flip(0)).shape == (2,)  # one value per batch item
 
 
 def directions(channels: int, seed: int = 0) -> torch.Tensor:
@@ -130,13 +131,25 @@ def test_sliced_distance_resamples_the_painting_and_batches() -> None:
     torch.manual_seed(0)
     painting = torch.randn(1, 4, 40, 30) * 3
     target = SlicedDistribution(painting, max_samples=500)
-    assert target.samples.shape == (4, 500)
+    assert target.samples.shape == (1, 4, 500)
     batch = torch.stack([painting[0, :, :20, :20], torch.zeros(4, 20, 20)])
     both = target.distance(batch, directions(4))
     first, second = (target.distance(batch[i:i + 1], directions(4)) for i in range(2))
-    assert torch.isclose(both, (first + second) / 2)  # the mean of per-image distances
+    assert torch.allclose(both, torch.cat([first, second]))  # one distance per image
     assert float(first) < 0.1 < float(second)  # a crop of the painting is near it; a blank is not
-    assert torch.isclose(SlicedDistribution(10 * painting, 500).distance(10 * batch, directions(4)), both, rtol=1e-4)
+    assert torch.allclose(SlicedDistribution(10 * painting, 500).distance(10 * batch, directions(4)), both, rtol=1e-4)
+
+
+def test_each_item_is_compared_with_its_own_painting() -> None:
+    """A catalogue batch mixes styles: item i is scored against painting styles[i] only."""
+    torch.manual_seed(0)
+    dark, bright = torch.rand(1, 3, 24, 24) * 0.3, 0.7 + torch.rand(1, 3, 24, 32) * 0.3
+    target = SlicedDistribution([dark, bright])
+    assert target.samples.shape == (2, 3, 24 * 24)  # subsampled to a common count
+    batch = torch.cat([dark, bright[..., :24]])
+    own = target.distance(batch, directions(3), torch.tensor([0, 1]))
+    swapped = target.distance(batch, directions(3), torch.tensor([1, 0]))
+    assert float(own.max()) < 0.01 < float(swapped.min())
 
 
 def test_hed_weights_map_every_layer() -> None:
@@ -163,7 +176,7 @@ def test_missing_hed_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch
 def test_learning_rate_is_constant_then_cosine_to_zero() -> None:
     from stylize.training.train import learning_rate
 
-    cfg = TrainConfig(style_image="s.jpg", name="x", content_dir=".", steps=300, lr=1e-3)
+    cfg = TrainConfig(style_images=("s.jpg",), name="x", content_dir=".", steps=300, lr=1e-3)
     assert learning_rate(cfg, 1) == learning_rate(cfg, 300) == 1e-3
     cfg.lr_decay_start = 100
     assert learning_rate(cfg, 100) == 1e-3
@@ -206,7 +219,7 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
     trimmed = lossnet.load_hed_vgg16(STYLE_LAYERS, tmp_path / "hed.h5")
     photo = torch.from_numpy(astronaut[:128, :128]).permute(2, 0, 1)[None].float() / 255
     a, b = full(photo)["relu4_1"], trimmed(photo)["relu4_1"]
-    assert relative_sq_error(b, a) < 1e-4
+    assert float(relative_sq_error(b, a)) < 1e-4
     content, _ = make_data(tmp_path, astronaut)
     assert shrink_photos(content, tmp_path / "pack", short_side=100, quality=80) == 4
     sizes = [Image.open(p).size for p in sorted((tmp_path / "pack").iterdir())]
@@ -242,3 +255,61 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and expect in lines[0], result.stderr
     assert not (tmp_path / "runs" / "mistake").exists()
+
+
+def make_second_painting(root: Path) -> Path:
+    path = root / "dots.png"
+    dots = np.full((96, 96, 3), 235, np.uint8)
+    dots[4::10, 4::10] = (200, 20, 30)
+    Image.fromarray(dots).save(path)
+    return path
+
+
+def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
+        tmp_path: Path, astronaut: np.ndarray, tiny_lossnet: None) -> None:
+    import hashlib
+    import json
+
+    from stylize.catalogue import load_network, select
+    from stylize.network import NORM_PARAMETERS, load_rows, rows_on
+
+    content, stripes = make_data(tmp_path, astronaut)
+    cfg = config(tmp_path, content, stripes, steps=6)
+    cfg.style_images, cfg.name, cfg.identity_style = (str(stripes), str(make_second_painting(tmp_path))), "cat", True
+    trunk = train(cfg)
+    weights, styles = tmp_path / "weights", tmp_path / "styles"
+    assert trunk == weights / "trunks" / "cat.safetensors"
+    assert rows_on(trunk) == [weights / "dots.safetensors", weights / "style.safetensors"]
+    assert trunk.with_suffix(".identity.safetensors").is_file()  # beside the trunk, not listed as a style
+    meta = json.loads((styles / "dots.json").read_text())
+    assert meta["trunk"] == "cat" and meta["trunk_sha256"] == hashlib.sha256(trunk.read_bytes()).hexdigest()
+    assert sorted(p.name for p in styles.iterdir()) == ["dots.jpg", "dots.json", "style.jpg", "style.json"]
+
+    before = load_rows(trunk, [(weights / "dots.safetensors", None)]).state_dict()
+    trunk_bytes = trunk.read_bytes()
+    new = config(tmp_path, content, stripes, steps=4)
+    new.name, new.trunk, new.lr = "fresh", str(trunk), 0.05
+    row = train(new)
+    assert row == weights / "fresh.safetensors" and row.stat().st_size < 4096
+    assert trunk.read_bytes() == trunk_bytes  # the shared network is untouched
+    after = load_rows(trunk, [(row, None)]).state_dict()
+    changed = {name for name, tensor in after.items() if not torch.allclose(tensor, before[name])}
+    assert changed == {name for name in after if name.endswith(NORM_PARAMETERS)}  # every row tensor, nothing else
+    assert json.loads((styles / "fresh.json").read_text())["trunk"] == "cat"
+    # the catalogue's styles blend; the new one too
+    x = torch.rand(1, 3, 32, 32)
+    dots, fresh = (load_network(select(name, tmp_path)) for name in ("dots", "fresh"))
+    half = load_network(select("dots:1,fresh:1", tmp_path))
+    with torch.no_grad():
+        assert torch.allclose(half.encoder[0].norm.weight, (dots.encoder[0].norm.weight
+                                                             + fresh.encoder[0].norm.weight) / 2, atol=1e-6)
+        assert not torch.allclose(dots(x), fresh(x))
+
+
+def test_styles_drawn_for_a_step_depend_on_seed_and_step_only() -> None:
+    from stylize.training.train import draw_styles
+
+    assert torch.equal(draw_styles(0, 5, 16, 7), draw_styles(0, 5, 16, 7))
+    assert not torch.equal(draw_styles(0, 5, 16, 7), draw_styles(0, 6, 16, 7))
+    assert set(draw_styles(1, 1, 400, 7).tolist()) == set(range(7))  # every style is drawn
+    assert draw_styles(0, 1, 8, 1).eq(0).all()

@@ -11,6 +11,8 @@ layout and the face, not the pixels.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch.nn import functional as F
 
@@ -19,10 +21,10 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 def relative_sq_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||value - target||^2 / ||target||^2 per batch item, averaged: scale-free across layers."""
+    """||value - target||^2 / ||target||^2 per batch item (B,): scale-free across layers."""
     dims = tuple(range(1, value.dim()))
     err = (value.float() - target.float()).pow(2).sum(dims)
-    return (err / target.float().pow(2).sum(dims).clamp_min(1e-8)).mean()
+    return err / target.float().pow(2).sum(dims).clamp_min(1e-8)
 
 
 def random_directions(channels: int, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -32,29 +34,34 @@ def random_directions(channels: int, count: int, generator: torch.Generator, dev
 
 
 class SlicedDistribution:
-    """One painting's feature distribution, ready to be compared with batches of outputs.
+    """The feature distributions of one or more paintings (one per style), ready to be compared with outputs.
 
-    Painting samples beyond ``max_samples`` are subsampled once (the quantiles hardly
-    move, and sorting them every step would cost more than the loss network).
+    Each painting's samples are subsampled once to a common count, at most ``max_samples``
+    (the quantiles hardly move, and sorting them every step would cost more than the loss network).
     """
 
-    def __init__(self, features: torch.Tensor, max_samples: int = 16384) -> None:
-        flat = features.float().flatten(2)[0]  # (C, N)
-        if flat.shape[1] > max_samples:
-            keep = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(0))[:max_samples]
-            flat = flat[:, keep.to(flat.device)]
-        self.samples = flat
-        #: dividing by the painting's mean squared activation makes layers comparable
-        self.scale = flat.pow(2).mean().clamp_min(1e-8)
+    def __init__(self, paintings: torch.Tensor | Sequence[torch.Tensor], max_samples: int = 16384) -> None:
+        flats = [f.float().flatten(2)[0] for f in ([paintings] if torch.is_tensor(paintings) else paintings)]
+        count = min(max_samples, *(f.shape[1] for f in flats))
+        generator = torch.Generator().manual_seed(0)
+        self.samples = torch.stack([f[:, torch.randperm(f.shape[1], generator=generator)[:count].to(f.device)]
+                                    for f in flats])  # (S, C, M)
+        #: dividing by each painting's mean squared activation makes layers comparable
+        self.scale = self.samples.pow(2).mean(dim=(1, 2)).clamp_min(1e-8)  # (S,)
 
-    def distance(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of the squared sliced-Wasserstein-2 distance to the painting, relative to its scale."""
+    def distance(self, features: torch.Tensor, directions: torch.Tensor,
+                 styles: torch.Tensor | None = None) -> torch.Tensor:
+        """Per batch item (B,): the squared sliced-Wasserstein-2 distance to its painting (``styles``, (B,) indices;
+        the first painting when left out), relative to that painting's scale."""
         flat = features.float().flatten(2)  # (B, C, N)
+        if styles is None:
+            styles = torch.zeros(flat.shape[0], dtype=torch.long, device=flat.device)
         projected = torch.einsum("bcn,ck->bkn", flat, directions).sort(dim=2).values
-        target = (directions.t() @ self.samples).sort(dim=1).values  # (K, M)
-        if target.shape[1] != projected.shape[2]:  # the painting's quantiles at the output's sample count
-            target = F.interpolate(target[None], size=projected.shape[2], mode="linear", align_corners=True)[0]
-        return (projected - target).pow(2).mean() / self.scale
+        used, per_item = styles.unique(return_inverse=True)
+        target = torch.einsum("scm,ck->skm", self.samples[used], directions).sort(dim=2).values  # (U, K, M)
+        if target.shape[2] != projected.shape[2]:  # the painting's quantiles at the output's sample count
+            target = F.interpolate(target, size=projected.shape[2], mode="linear", align_corners=True)
+        return (projected - target[per_item]).pow(2).mean(dim=(1, 2)) / self.scale[styles]
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:

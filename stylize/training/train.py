@@ -1,4 +1,8 @@
-"""Train one style network with perceptual losses; checkpointed, resumable, bit-for-bit where the hardware allows.
+"""Train style networks with perceptual losses; checkpointed, resumable, bit-for-bit where the hardware allows.
+
+One run trains one painting, or a catalogue of paintings at once in one network with a row of normalisation
+parameters per style (each batch item draws its style). ``trunk`` freezes a catalogue's convolutions and learns
+only a new style's row: the cheap way to add a painting.
 
 Checkpoints are safetensors (model, Adam state, step) plus a JSON config: no
 pickle. Batch k depends only on (seed, k), so ``resume`` continues exactly.
@@ -12,20 +16,22 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN
 from ..errors import StylizeError, UnreadableImageError
 from ..inference import default_dtype, resolve_device, to_tensor, to_uint8
-from ..network import Architecture, StyleNet, count_parameters, load_weights, save_weights
+from ..network import (NORM_PARAMETERS, Architecture, StyleNet, count_parameters, load_rows, load_weights, mix_rows,
+                       rows_on, save_style_row, save_trunk, save_weights)
 from . import losses
 from .data import StepBatches, list_content_images
 from .lossnet import VGGFeatures, load_loss_net
@@ -33,7 +39,7 @@ from .lossnet import VGGFeatures, load_loss_net
 
 @dataclass
 class TrainConfig:
-    style_image: str
+    style_images: tuple[str, ...]
     name: str
     content_dir: str
     steps: int = 800
@@ -54,6 +60,10 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None
     identity: bool = False
+    #: one more row that learns to give the photo back: strength in feature space interpolates towards it
+    identity_style: bool = False
+    #: a catalogue network whose convolutions stay frozen: only the new style's row is learned
+    trunk: str | None = None
     device: str = "auto"
     run_dir: str = "runs"
     weights_dir: str = "weights"
@@ -69,6 +79,11 @@ class TrainConfig:
     def out_dir(self) -> Path:
         return Path(self.run_dir) / self.name
 
+    @property
+    def style_names(self) -> list[str]:
+        """One per row of the network: the paintings' file names, then ``identity`` if learned."""
+        return [Path(p).stem for p in self.style_images] + (["identity"] if self.identity_style else [])
+
 
 #: How a run is carried out rather than what it learns: left out of the recipe recorded in styles/NAME.json.
 RUN_OPTIONS = frozenset({"run_dir", "weights_dir", "styles_dir", "device", "workers", "log_every", "cache_content",
@@ -83,12 +98,20 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(device.type, dtype=dtype)
 
 
-def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Constant, then (from ``lr_decay_start``) a cosine decay to zero at the last step."""
+def learning_rate(cfg: TrainConfig, step: int, time_used: float = 0.0) -> float:
+    """Constant, then (from ``lr_decay_start``) a cosine decay to zero at the last step.
+
+    ``time_used`` is the share of ``max_minutes`` spent: a run that will stop on time rather than on steps
+    follows whichever is further along, so it still ends decayed (when a GPU's speed is not known beforehand).
+    """
     start = cfg.lr_decay_start
-    if start is None or step <= start or cfg.steps <= start:
+    if start is None or cfg.steps <= start:
         return cfg.lr
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / (cfg.steps - start))))
+    progress = max(step / cfg.steps, time_used)
+    first = start / cfg.steps
+    if progress <= first:
+        return cfg.lr
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - first) / (1 - first))))
 
 
 def load_rgb(path: Path, long_side: int | None = None) -> torch.Tensor:
@@ -129,56 +152,77 @@ def crops_at(images: torch.Tensor, offsets: Sequence[Offset]) -> torch.Tensor:
 
 
 class Objective:
-    """Sliced-Wasserstein style (painting features) and colour (painting pixels), content at relu3_3, optional TV."""
+    """Sliced-Wasserstein style (painting features) and colour (painting pixels), content at relu3_3, optional TV.
 
-    def __init__(self, cfg: TrainConfig, lossnet: VGGFeatures, style: torch.Tensor) -> None:
+    Each batch item is scored against its own style's painting; items of the identity style (the row after the
+    paintings) must give the photo back instead.
+    """
+
+    def __init__(self, cfg: TrainConfig, lossnet: VGGFeatures, paintings: Sequence[torch.Tensor]) -> None:
         self.cfg, self.lossnet = cfg, lossnet
+        self.paintings = len(paintings)
         with torch.no_grad():
-            feats = lossnet(style)
-            self.style = {k: losses.SlicedDistribution(feats[k]) for k in losses.STYLE_LAYERS}
-            self.palette = losses.SlicedDistribution(style)
+            feats = [lossnet(painting) for painting in paintings]
+            self.style = {k: losses.SlicedDistribution([f[k] for f in feats]) for k in losses.STYLE_LAYERS}
+            self.palette = losses.SlicedDistribution(paintings)
 
     def content_targets(self, photo: torch.Tensor, offsets: Sequence[Offset]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             return self.lossnet(crops_at(photo, offsets))
 
     def __call__(self, output: torch.Tensor, photo: torch.Tensor, offsets: Sequence[Offset],
-                 targets: dict[str, torch.Tensor] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+                 targets: dict[str, torch.Tensor] | None = None, seed: int = 0,
+                 styles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The loss-network terms are averaged over ``offsets`` (see ``jitter``: training passes one, the quality
         benchmark all of them, as one batch); ``targets`` (``content_targets``, same offsets) may be passed in
         when the same photo is scored many times. ``seed`` draws the random projection directions (training
-        passes the step, so a resumed run draws the same ones)."""
+        passes the step, so a resumed run draws the same ones). ``styles``: each item's style (B,), default 0."""
         if targets is None:
             targets = self.content_targets(photo, offsets)
+        if styles is None:
+            styles = torch.zeros(output.shape[0], dtype=torch.long, device=output.device)
         feats = self.lossnet(crops_at(output, offsets))
+        painted = styles < self.paintings
+        crop_styles, crop_painted = styles.repeat(len(offsets)), painted.repeat(len(offsets))
         generator = torch.Generator().manual_seed(seed)
-        parts = {
-            "content": sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS),
-            "style": sum(dist.distance(feats[k], losses.random_directions(
-                feats[k].shape[1], self.cfg.directions, generator, output.device)) for k, dist in self.style.items()),
-            "color": self.palette.distance(output, losses.random_directions(3, self.cfg.directions, generator,
-                                                                            output.device)),
-            "tv": losses.total_variation(output),
-        }
-        weights = {"content": self.cfg.content_weight, "style": self.cfg.style_weight,
-                   "color": self.cfg.color_weight, "tv": self.cfg.tv_weight}
-        parts["total"] = sum(weights[k] * v for k, v in parts.items())
+
+        def style_term(features: torch.Tensor, dist: losses.SlicedDistribution, item_styles: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+            directions = losses.random_directions(features.shape[1], self.cfg.directions, generator, output.device)
+            per_item = torch.zeros(features.shape[0], device=output.device)
+            if mask.any():
+                per_item[mask] = dist.distance(features[mask], directions, item_styles[mask])
+            return per_item
+
+        content = sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS)
+        style = sum(style_term(feats[k], dist, crop_styles, crop_painted) for k, dist in self.style.items())
+        color = style_term(output, self.palette, styles, painted).repeat(len(offsets))
+        identity = (output.float() - photo.float()).abs().mean(dim=(1, 2, 3)).repeat(len(offsets))
+        cfg = self.cfg
+        per_item = torch.where(crop_painted, cfg.content_weight * content + cfg.style_weight * style
+                               + cfg.color_weight * color, identity)
+        parts = {"content": content.mean(), "style": style.mean(), "color": color.mean(),
+                 "tv": losses.total_variation(output)}
+        parts["total"] = per_item.mean() + cfg.tv_weight * parts["tv"]
         return parts
 
 
 def build_objective(cfg: TrainConfig, device: torch.device = torch.device("cpu")) -> Objective:
-    """The recipe's loss network and painting, ready to score outputs (training and the quality benchmark)."""
-    painting = load_rgb(Path(cfg.style_image), cfg.style_size).to(device)
+    """The recipe's loss network and paintings, ready to score outputs (training and the quality benchmark)."""
+    paintings = [load_rgb(Path(path), cfg.style_size).to(device) for path in cfg.style_images]
     layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
     lossnet = load_loss_net(cfg.loss_net, layers)  # type: ignore[arg-type]
     lossnet = lossnet.to(device).to(memory_format=torch.channels_last)
-    return Objective(cfg, lossnet, painting)
+    return Objective(cfg, lossnet, paintings)
 
 
 def config_from_record(saved: dict) -> TrainConfig:
     """A TrainConfig from its JSON record (checkpoint or styles/NAME.json); keys retired since are ignored."""
     known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: (tuple(v) if k == "widths" else v) for k, v in saved.items() if k in known})
+    if "style_image" in saved:  # recorded before catalogues: one painting
+        saved = {**saved, "style_images": [saved["style_image"]]}
+    return TrainConfig(**{k: (tuple(v) if k in ("widths", "style_images") else v)
+                          for k, v in saved.items() if k in known})
 
 
 def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, step: int, seconds: float,
@@ -228,6 +272,48 @@ def load_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer) -> 
     return step, seconds
 
 
+def build_model(cfg: TrainConfig) -> StyleNet:
+    """The network to train: fresh, warm-started from ``init``, or a new style's row on a frozen ``trunk``."""
+    if cfg.trunk:
+        trunk = Path(cfg.trunk)
+        rows = rows_on(trunk)
+        if not rows:
+            raise StylizeError(f"--trunk {trunk}: no styles made for it in {trunk.parent.parent}")
+        # the new row starts as the catalogue's average style
+        model = mix_rows(load_rows(trunk, [(path, None) for path in rows]), [1.0] * len(rows)).train()
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.endswith(NORM_PARAMETERS))
+        return model
+    model = StyleNet(Architecture(cfg.widths, cfg.res_blocks, styles=len(cfg.style_names)))
+    if cfg.init:
+        start_from = load_weights(Path(cfg.init))
+        if start_from.arch != model.arch:
+            raise StylizeError(f"--init {cfg.init} is a {start_from.arch} network; this run trains a {model.arch}: "
+                               "pass --widths to match it")
+        model.load_state_dict(start_from.state_dict())
+    return model
+
+
+def draw_styles(seed: int, step: int, batch: int, styles: int) -> torch.Tensor:
+    """Each batch item's style row for this step, from (seed, step) alone."""
+    return torch.from_numpy(np.random.default_rng([seed, step, 2]).integers(0, styles, batch))
+
+
+@torch.no_grad()
+def sample_grid(model: StyleNet, photo: torch.Tensor, columns: int = 8) -> torch.Tensor:
+    """The progress sample: the photo in every style the network has, in rows of ``columns``."""
+    was_training = model.training
+    model.eval()
+    styles = model.arch.styles
+    if styles > 1:
+        photo = F.interpolate(photo, scale_factor=0.5, mode="area")
+    tiles = [model(photo, torch.tensor([index], device=photo.device)) for index in range(styles)]
+    tiles += [torch.ones_like(tiles[0])] * (-styles % columns if styles > columns else 0)
+    rows = [torch.cat(tiles[i:i + columns], dim=3) for i in range(0, len(tiles), columns)]
+    model.train(was_training)
+    return torch.cat(rows, dim=2)
+
+
 def sample_photo(paths: list[Path]) -> Path:
     """A fixed photo with a face for progress samples (CelebA-HQ if present)."""
     faces = [p for p in paths if p.name.startswith(("celebahq", "facerec", "vmhuman"))]
@@ -244,13 +330,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     torch.backends.cudnn.benchmark = True  # every step has the same shapes
     # everything a user can get wrong is checked before runs/NAME/ is made
     paths = list_content_images(Path(cfg.content_dir))
-    model = StyleNet(Architecture(cfg.widths, cfg.res_blocks))
-    if cfg.init:
-        start_from = load_weights(Path(cfg.init))
-        if start_from.arch != model.arch:
-            raise StylizeError(f"--init {cfg.init} is a {start_from.arch} network; this run trains a {model.arch}: "
-                               "pass --widths to match it")
-        model.load_state_dict(start_from.state_dict())
+    model = build_model(cfg)
     objective = None if cfg.identity else build_objective(cfg, device)
     out_dir = cfg.out_dir
     ckpt = out_dir / "checkpoint.safetensors"
@@ -259,7 +339,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     out_dir.mkdir(parents=True, exist_ok=True)
 
     model = model.to(device).to(memory_format=torch.channels_last).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     start, seconds_before = 0, 0.0
     if resume:
         start, seconds_before = load_checkpoint(ckpt, model, opt)
@@ -276,16 +356,18 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     step = start
     for step, content in enumerate(batches, start + 1):
         content = content.to(device).contiguous(memory_format=torch.channels_last)
+        styles = draw_styles(cfg.seed, step, cfg.batch, model.arch.styles).to(device)
         with amp:
-            output = model(content)
+            output = model(content, styles)
             if objective is None:
                 parts = {"total": (output.float() - content).abs().mean()}
             else:
-                parts = objective(output, content, [jitter(cfg.seed, step)], seed=step)
+                parts = objective(output, content, [jitter(cfg.seed, step)], seed=step, styles=styles)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         for group in opt.param_groups:
-            group["lr"] = learning_rate(cfg, step)
+            group["lr"] = learning_rate(cfg, step, (time.time() - began) / (cfg.max_minutes * 60) if cfg.max_minutes
+                                        else 0.0)
         # Adam adapts to the gradient scale, so clipping only damps sudden spikes (which once diverged a run)
         parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         opt.step()
@@ -295,10 +377,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             log(f"step {step}/{cfg.steps} {rate:.2f}s/step eta {eta / 60:.1f}min "
                 + " ".join(f"{k}={v.item():.4f}" for k, v in parts.items()))
         if step % cfg.sample_every == 0:
-            with torch.no_grad():
-                model.eval()
-                save_rgb(model(sample), out_dir / f"sample_{step:06d}.jpg")
-                model.train()
+            save_rgb(sample_grid(model, sample), out_dir / f"sample_{step:06d}.jpg")
         out_of_time = time.time() > deadline
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             save_checkpoint(ckpt, model, opt, step, seconds_before + time.time() - began, cfg)
@@ -313,17 +392,32 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
 
 def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_losses: dict[str, float],
            sample: torch.Tensor, content_photos: int) -> Path:
-    """Write weights/NAME.safetensors, merge the training record into styles/NAME.json, and a preview."""
-    weights = Path(cfg.weights_dir) / f"{cfg.name}.safetensors"
-    save_weights(model.cpu(), weights, {"style": cfg.name})
-    styles_dir = Path(cfg.styles_dir)
+    """Write the weights, merge the training record into each style's styles/STYLE.json, and previews.
+
+    One painting: weights/NAME.safetensors is the whole network. A catalogue: weights/trunks/NAME.safetensors
+    holds the shared convolutions and weights/STYLE.safetensors each style's row (the identity row goes beside
+    the trunk: it is no painting to list). A new style on a frozen ``trunk``: its row alone. Returns the
+    weights file written (the trunk for a catalogue).
+    """
+    model = model.cpu().eval()
+    weights_dir, styles_dir = Path(cfg.weights_dir), Path(cfg.styles_dir)
     styles_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = styles_dir / f"{cfg.name}.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"name": cfg.name}
-    meta["architecture"] = {**model.arch.to_metadata(), "parameters": count_parameters(model)}
-    meta["training"] = {
+    names, trunk_name, trunk_sha256 = [cfg.name], None, None
+    if cfg.trunk:
+        trunk, trunk_name = Path(cfg.trunk), Path(cfg.trunk).stem
+        trunk_sha256 = hashlib.sha256(trunk.read_bytes()).hexdigest()
+    elif model.arch.styles > 1:
+        names, trunk_name = cfg.style_names, cfg.name
+        trunk = weights_dir / "trunks" / f"{cfg.name}.safetensors"
+        trunk.parent.mkdir(parents=True, exist_ok=True)
+        save_trunk(model, trunk, {"style_names": ",".join(names)})
+        trunk_sha256 = hashlib.sha256(trunk.read_bytes()).hexdigest()
+    else:
+        trunk = weights_dir / f"{cfg.name}.safetensors"
+        save_weights(model, trunk, {"style": cfg.name})
+    training = {
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in RUN_OPTIONS},
-        "style_image": Path(cfg.style_image).name,
+        "style_images": [Path(path).name for path in cfg.style_images],
         "content_set": f"{Path(cfg.content_dir).name} ({content_photos} photos)",
         "loss_net": cfg.loss_net,
         "content_layers": list(losses.CONTENT_LAYERS),
@@ -333,8 +427,24 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         "final_losses": final_losses,
         "torch": torch.__version__,
     }
-    meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    with torch.no_grad():
-        save_rgb(model(sample.cpu()), styles_dir / f"{cfg.name}.jpg")
-    return weights
+    for row, name in enumerate(names):
+        if trunk_sha256 is None:
+            weights = trunk
+        elif name == "identity":
+            save_style_row(model, row, trunk.with_suffix(".identity.safetensors"), trunk_sha256)
+            continue
+        else:
+            weights = weights_dir / f"{name}.safetensors"
+            save_style_row(model, row, weights, trunk_sha256, {"style": name})
+        meta_path = styles_dir / f"{name}.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"name": name}
+        meta["architecture"] = {**replace(model.arch, styles=1).to_metadata(), "parameters": count_parameters(model)}
+        meta["training"] = training
+        meta.pop("trunk", None), meta.pop("trunk_sha256", None)
+        if trunk_sha256 is not None:
+            meta.update(trunk=trunk_name, trunk_sha256=trunk_sha256)
+        meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        with torch.no_grad():
+            save_rgb(model(sample.cpu(), torch.tensor([row])), styles_dir / f"{name}.jpg")
+    return weights if len(names) == 1 else trunk

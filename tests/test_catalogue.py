@@ -1,0 +1,86 @@
+"""The multi-style catalogue through the API and the CLI: styles as rows of one trunk, and blends of them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import stylize
+from stylize.network import Architecture, StyleNet, save_style_row, save_trunk, save_weights
+
+
+@pytest.fixture()
+def rows_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``warm`` and ``cool``: two rows of one trunk (random, distinct); ``solo``: a whole network of its own."""
+    torch.manual_seed(5)
+    model = StyleNet(Architecture((8, 16, 32), 1, styles=2))
+    with torch.no_grad():
+        model.to_rgb[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0]))
+        model.decoder[1].norm.bias.normal_(0.0, 1.0)  # the rows paint visibly differently
+    trunk = tmp_path / "weights" / "trunks" / "cat.safetensors"
+    trunk.parent.mkdir(parents=True)
+    save_trunk(model, trunk)
+    digest = hashlib.sha256(trunk.read_bytes()).hexdigest()
+    (tmp_path / "styles").mkdir()
+    for row, name in enumerate(["warm", "cool"]):
+        save_style_row(model, row, tmp_path / "weights" / f"{name}.safetensors", digest)
+        sha = hashlib.sha256((tmp_path / "weights" / f"{name}.safetensors").read_bytes()).hexdigest()
+        meta = {"title": name.title(), "artist": "pytest", "trunk": "cat", "trunk_sha256": digest,
+                "weights_sha256": sha, "licence": "CC0"}
+        (tmp_path / "styles" / f"{name}.json").write_text(json.dumps(meta))
+    save_weights(StyleNet(Architecture((8, 8, 8), 1)), tmp_path / "weights" / "solo.safetensors")
+    (tmp_path / "styles" / "solo.json").write_text(json.dumps({"title": "Solo"}))
+    monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_rows_are_styles_and_blends_lie_between_them(rows_catalogue: Path, astronaut: np.ndarray) -> None:
+    assert [s.name for s in stylize.list_styles()] == ["cool", "solo", "warm"]
+    photo = astronaut[::2, ::2]
+    warm, cool, half = (np.asarray(stylize.stylize(photo, spec, device="cpu", faces=False), np.float64)
+                        for spec in ("warm", "cool", "warm:0.5,cool:0.5"))
+    apart = np.abs(warm - cool).mean()
+    assert apart > 5
+    assert np.abs(half - warm).mean() < 0.8 * apart and np.abs(half - cool).mean() < 0.8 * apart
+    mostly_warm = np.asarray(stylize.stylize(photo, "warm:9,cool:1", device="cpu", faces=False), np.float64)
+    assert np.abs(mostly_warm - warm).mean() < np.abs(half - warm).mean()  # shares are normalised weights
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("warm:0", "positive share"), ("warm:x", "positive share"), ("warm:-1,cool:1", "positive share"),
+    ("warm:inf", "positive share"), ("warm:1,warm:1", "twice"), ("warm:1,solo:1", "one multi-style network"),
+    ("warm:1,nope:1", "unknown style 'nope'"), ("../warm", "unknown style"),
+])
+def test_bad_blends_are_clear_errors(rows_catalogue: Path, spec: str, message: str) -> None:
+    with pytest.raises(stylize.StylizeError, match=message):
+        stylize.Stylizer(spec, device="cpu")
+
+
+def test_a_replaced_trunk_is_refused(rows_catalogue: Path) -> None:
+    trunk = rows_catalogue / "weights" / "trunks" / "cat.safetensors"
+    save_trunk(StyleNet(Architecture((8, 16, 32), 1, styles=2)), trunk)
+    with pytest.raises(stylize.BadWeightsError, match="sha256"):
+        stylize.Stylizer("warm", device="cpu")
+
+
+def test_cli_blend_names_its_output_safely(rows_catalogue: Path, portrait_file: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "stylize.cli", "photo", str(portrait_file), "-s",
+                             "warm:0.6,cool:0.4", "--no-faces", "--no-check", "--device", "cpu"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    written = portrait_file.with_name("portrait_warm-0.6+cool-0.4.png")
+    assert written.is_file()
+    from PIL import Image
+
+    from stylize.provenance import read_provenance
+
+    with Image.open(written) as image:
+        fields = read_provenance(image.info["XML:com.adobe.xmp"])
+    assert fields["Style"] == "warm:0.6,cool:0.4" and fields["StyleTitle"] == "Warm + Cool"
