@@ -13,10 +13,13 @@ import argparse
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from stylize.catalogue import Style
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -32,20 +35,23 @@ METHODS = {
 @dataclass(frozen=True)
 class StyleUnderTest:
     name: str
-    weights: Path  # stylize's network for it
+    style: "Style"  # stylize's network for it
     painting: Path  # the painting the peer is given and the judge compares with
-    label: str  # in tables: the name, or NAME:WEIGHTS-STEM for a candidate
+    label: str  # in tables: the name, or NAME:CANDIDATE for a candidate
 
 
 def parse_styles(specs: list[str], painting_dir: Path) -> list[StyleUnderTest]:
-    """``NAME`` (the shipped weights) or ``NAME=WEIGHTS`` (a candidate network, e.g. from runs/)."""
-    from stylize.catalogue import get_style
+    """``NAME`` (the shipped style), ``NAME=WEIGHTS`` (a candidate whole network, e.g. from runs/) or ``NAME=DIR``
+    (a candidate exported with ``stylize train --export-to DIR``: DIR/styles and DIR/weights, a trunk's too)."""
+    from stylize.catalogue import Style, get_style
 
     styles = []
     for spec in specs:
-        name, _, weights = spec.partition("=")
-        styles.append(StyleUnderTest(name, Path(weights) if weights else get_style(name).weights,
-                                     painting_dir / f"{name}.jpg", f"{name}:{Path(weights).stem}" if weights else name))
+        name, _, candidate = spec.partition("=")
+        path = Path(candidate)
+        style = get_style(name) if not candidate else get_style(name, path) if path.is_dir() else Style(name, path, {})
+        label = f"{name}:{path.stem if path.is_file() else path.name}" if candidate else name
+        styles.append(StyleUnderTest(name, style, painting_dir / f"{name}.jpg", label))
     return styles
 
 
@@ -69,12 +75,11 @@ def renderers(style: StyleUnderTest, methods: list[str], device: str,
               face_strength: float | None = None) -> Iterator[tuple[str, Callable]]:
     """(method, photo -> uint8 RGB) for each requested method; stylize at default settings unless
     ``face_strength`` is given."""
-    from stylize.catalogue import Style
     from stylize.image_io import to_photo
     from stylize.options import Options
     from stylize.pipeline import Pipeline
 
-    pipeline = Pipeline(Style(style.name, style.weights, {}), device) if set(methods) - {"peer"} else None
+    pipeline = Pipeline(style.style, device) if set(methods) - {"peer"} else None
     defaults = Options(check=False) if face_strength is None else Options(check=False, face_strength=face_strength)
     for method in methods:
         if method == "stylize":

@@ -128,9 +128,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from stylize.catalogue import get_style
+    from stylize.catalogue import get_style, load_network
     from stylize.inference import resolve_device
-    from stylize.network import load_weights
 
     device = resolve_device(args.device)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
@@ -141,7 +140,7 @@ def main() -> None:
     table = {}
     for style in args.styles:
         objective = objective_for(style, args.style_dir, device)
-        net = load_weights(get_style(style).weights).eval().float().to(device)
+        net = load_network(get_style(style)).eval().float().to(device)
         rows: dict[str, list] = {"network": []}
         for name, photo in images.items():
             targets = objective.content_targets(photo, OFFSETS)

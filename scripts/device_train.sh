@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train side by side on one GPU machine from a pack made by scripts/pack_for_device.py; logs, samples,
 # checkpoints and weights come back in $OUT. Run from the repository root. Each argument is one run,
-# "NAME|PAINTINGS|OPTIONS" (PAINTINGS: names in PACK/styles; several make a catalogue network):
+# "NAME|PAINTINGS|OPTIONS" (PAINTINGS: names in PACK/styles; several make a catalogue network; its
+# exported trunk and rows land in runs/export/weights, its checkpoint in parts: cat them back together):
 #   MINUTES=6 bash scripts/device_train.sh \
 #     "catalogue|starry_night udnie great_wave|--widths 32,64,128 --batch 32 --identity-style" \
 #     "great_wave|great_wave|--init weights/great_wave.safetensors --batch 16"
@@ -30,13 +31,12 @@ done
 wait
 for name in "${names[@]}"; do echo "== $name"; grep -v "^step" "runs/$name.log" | tail -5; grep "^step" "runs/$name.log" | tail -1; done
 samples=$(for name in "${names[@]}"; do ls runs/"$name"/sample_*.jpg 2>/dev/null | tail -2; done)
-# a catalogue's checkpoint (weights and Adam state) is larger than one returned file may be: it comes in parts
+# a checkpoint (weights and Adam state) larger than one returned file may be comes back in parts
+small=()
 for name in "${names[@]}"; do
-  if [ -f "runs/$name/network.safetensors" ]; then
-    split -b 15M "runs/$name/checkpoint.safetensors" "$OUT/$name.checkpoint.part-"
-    cp "runs/$name/network.safetensors" "$OUT/$name.network.safetensors"
-  fi
+  checkpoint=runs/$name/checkpoint.safetensors
+  if [ "$(stat -c %s "$checkpoint")" -gt 15000000 ]; then split -b 15M "$checkpoint" "$OUT/$name.checkpoint.part-"
+  else small+=("$checkpoint"); fi
 done
-tar czf "$OUT/results.tgz" runs/*.log runs/export $samples \
-  $(for name in "${names[@]}"; do [ -f "runs/$name/network.safetensors" ] || echo "runs/$name/checkpoint.safetensors"; done)
+tar czf "$OUT/results.tgz" runs/*.log runs/export $samples "${small[@]}"
 ls -l "$OUT"

@@ -153,16 +153,17 @@ def batch(
 @app.command()
 @user_errors
 def styles() -> None:
-    """List the shipped styles."""
+    """List the shipped styles (styles of one multi-style network blend: -s a:0.6,b:0.4)."""
     from rich.console import Console
     from rich.table import Table
 
     from .catalogue import list_styles
 
-    table = Table("name", "title", "artist", "year", "width")
+    table = Table("name", "title", "artist", "year", "network")
     for style in list_styles():
-        arch = style.metadata.get("architecture", {})
-        table.add_row(style.name, style.title, style.artist, style.year, str(arch.get("widths", "?")))
+        widths = style.metadata.get("architecture", {}).get("widths", "?")
+        network = f"{style.trunk.stem} {widths} (blends)" if style.trunk else f"its own {widths}"
+        table.add_row(style.name, style.title, style.artist, style.year, network)
     Console().print(table)
 
 
@@ -179,7 +180,7 @@ def preview(
     from .api import Stylizer, make_options
     from .catalogue import list_styles
     from .image_io import load_photo, save_image, to_pil
-    from .pipeline import save_result
+    from .pipeline import save_result, shared_face_finder
     from .sheet import contact_sheet
 
     options = make_options(faces=faces, size=size, provenance=provenance, check=False)
@@ -188,16 +189,54 @@ def preview(
     catalogue = list_styles()
     if not catalogue:
         raise StylizeError("no styles installed")
+    began = time.perf_counter()
+    found = shared_face_finder().find(photo_in.rgb) if faces else []  # once, not once per style
     for style in catalogue:
-        began = time.perf_counter()
         pipeline = Stylizer(style.name, device).pipeline
-        result = pipeline.run(photo_in, options).rgb
+        result = pipeline.run(photo_in, options, found).rgb
         target = save_result(photo_in, result, out_dir / f"{source.stem}_{style.name}.jpg",
                              xmp=pipeline.provenance(options))
         shown.append((style.name, to_pil(result)))
-        typer.echo(f"{target} ({time.perf_counter() - began:.1f}s)")
+        typer.echo(f"{target}")
+    typer.echo(f"{len(catalogue)} styles in {time.perf_counter() - began:.1f}s")
     sheet = save_image(contact_sheet(shown), out_dir / f"{source.stem}_contact_sheet.jpg")
     typer.echo(f"{sheet}")
+
+
+#: Host names that reach only this machine.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@app.command()
+@user_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on. Anything but this machine's own "
+                             "(127.0.0.1) lets others on the network use the page and see its photos."),
+    port: int = typer.Option(8765, min=1, max=65535),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
+    device: str = DeviceOpt, max_megapixels: float = MaxMPOpt,
+    max_upload_mb: float = typer.Option(100.0, min=0.1, help="Refuse larger uploads."),
+) -> None:
+    """A local web page: pick a photo, tap a style, slide the strength, download. Photos stay on this machine."""
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from .web import create_app
+
+    local = host in LOCAL_HOSTS
+    if not local:
+        typer.echo(f"warning: listening on {host}: anyone who can reach this machine on port {port} can use the "
+                   "page and see the photos uploaded to it", err=True)
+    # a local server answers to local names only (no DNS rebinding); one on the network to the names it is reached by
+    names = ("127.0.0.1", "localhost", "[::1]") if local else ("*",)
+    app = create_app(device, int(max_megapixels * 1e6), max_upload_mb, names)
+    url = f"http://{'127.0.0.1' if local or host in ('0.0.0.0', '::') else host}:{port}/"
+    typer.echo(f"stylize is at {url}  (Ctrl+C stops it)")
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -335,6 +335,17 @@ def mix_rows(model: StyleNet, weights: list[float]) -> StyleNet:
     return single.eval()
 
 
+def is_trunk(path: Path) -> bool:
+    """Whether ``path`` is a catalogue's trunk file (rather than a whole network)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("kind") == "trunk"
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return False
+
+
 def rows_on(trunk: Path) -> list[Path]:
     """The style rows made for ``trunk`` among the weights files of its catalogue (the folder above its own)."""
     from safetensors import safe_open

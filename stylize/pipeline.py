@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ from .inference import Engine, joint_bilateral_upsample, resize_long_side
 from .options import DEFAULT_QUALITY, HDStrategy, Options
 
 if TYPE_CHECKING:
-    from .faces import FaceCheck, FaceFinder
+    from .faces import Face, FaceCheck, FaceFinder
 
 _FACE_FINDER_LOCK = threading.Lock()
 
@@ -77,14 +77,17 @@ class Pipeline:
         self.engine = Engine(load_network(style), device)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
-    def run(self, photo: Photo, options: Options = Options()) -> Rendering:
-        """Stylise ``photo.rgb`` (uint8 RGB) at the photo's size; with ``options.check``, check its faces."""
+    def run(self, photo: Photo, options: Options = Options(), found: Sequence["Face"] | None = None) -> Rendering:
+        """Stylise ``photo.rgb`` (uint8 RGB) at the photo's size; with ``options.check``, check its faces.
+        ``found``: the photo's faces when already known (one photo in many styles is searched once)."""
         options = options.validated()
         rgb = photo.rgb
         if options.strength == 0.0:
             return Rendering(rgb.copy())
         # detection (MediaPipe) overlaps the whole-photo network pass (torch); both release the GIL
-        finding = self._side.submit(shared_face_finder().find, rgb) if options.faces or options.check else None
+        finding = None
+        if found is None and (options.faces or options.check):
+            finding = self._side.submit(shared_face_finder().find, rgb)
         if options.hd is HDStrategy.ORIGINAL:
             canvas, source = self.engine.stylize(rgb), rgb
         elif options.hd is HDStrategy.TILED:
@@ -92,7 +95,7 @@ class Pipeline:
         else:
             source = resize_long_side(rgb, options.size)
             canvas = self.engine.stylize(source)
-        faces = finding.result() if finding else []
+        faces = list(found) if found is not None else finding.result() if finding else []
         if faces and options.faces:
             from .blending import paste_face
             from .faces import align_face

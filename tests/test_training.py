@@ -313,3 +313,19 @@ def test_styles_drawn_for_a_step_depend_on_seed_and_step_only() -> None:
     assert not torch.equal(draw_styles(0, 5, 16, 7), draw_styles(0, 6, 16, 7))
     assert set(draw_styles(1, 1, 400, 7).tolist()) == set(range(7))  # every style is drawn
     assert draw_styles(0, 1, 8, 1).eq(0).all()
+
+
+def test_a_catalogue_continues_from_its_shipped_files(tmp_path: Path, astronaut: np.ndarray,
+                                                      tiny_lossnet: None) -> None:
+    """Without the checkpoint (runs/ is not shipped), --init from the trunk and rows picks the training up."""
+    from stylize.training.train import build_model, load_catalogue
+
+    content, stripes = make_data(tmp_path, astronaut)
+    cfg = config(tmp_path, content, stripes, steps=2)
+    cfg.style_images, cfg.name, cfg.identity_style = (str(stripes), str(make_second_painting(tmp_path))), "cat", True
+    trunk = train(cfg)
+    shipped = load_catalogue(trunk, cfg.style_names).state_dict()
+    cfg.init = str(trunk)
+    warm = build_model(cfg).state_dict()
+    assert all(torch.equal(warm[name], tensor) for name, tensor in shipped.items())
+    assert warm["encoder.0.norm.weight"].shape[0] == 3  # two paintings and the identity row, in the recipe's order

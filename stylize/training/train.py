@@ -30,8 +30,8 @@ from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN
 from ..errors import StylizeError, UnreadableImageError
 from ..inference import default_dtype, resolve_device, to_tensor, to_uint8
-from ..network import (NORM_PARAMETERS, Architecture, StyleNet, count_parameters, load_rows, load_weights, mix_rows,
-                       rows_on, save_style_row, save_trunk, save_weights)
+from ..network import (NORM_PARAMETERS, Architecture, StyleNet, count_parameters, is_trunk, load_rows, load_weights,
+                       mix_rows, rows_on, save_style_row, save_trunk, save_weights)
 from . import losses
 from .data import StepBatches, list_content_images
 from .lossnet import VGGFeatures, load_loss_net
@@ -286,12 +286,20 @@ def build_model(cfg: TrainConfig) -> StyleNet:
         return model
     model = StyleNet(Architecture(cfg.widths, cfg.res_blocks, styles=len(cfg.style_names)))
     if cfg.init:
-        start_from = load_weights(Path(cfg.init))
+        start_from = load_catalogue(Path(cfg.init), cfg.style_names) if is_trunk(Path(cfg.init)) \
+            else load_weights(Path(cfg.init))
         if start_from.arch != model.arch:
             raise StylizeError(f"--init {cfg.init} is a {start_from.arch} network; this run trains a {model.arch}: "
                                "pass --widths to match it")
         model.load_state_dict(start_from.state_dict())
     return model
+
+
+def load_catalogue(trunk: Path, names: list[str]) -> StyleNet:
+    """A catalogue network back from its files: ``trunk`` and, in order, each named style's row beside it."""
+    rows = [trunk.with_suffix(".identity.safetensors") if name == "identity"
+            else trunk.parent.parent / f"{name}.safetensors" for name in names]
+    return load_rows(trunk, [(path, None) for path in rows])
 
 
 def draw_styles(seed: int, step: int, batch: int, styles: int) -> torch.Tensor:
@@ -312,6 +320,10 @@ def sample_grid(model: StyleNet, photo: torch.Tensor, columns: int = 8) -> torch
     rows = [torch.cat(tiles[i:i + columns], dim=3) for i in range(0, len(tiles), columns)]
     model.train(was_training)
     return torch.cat(rows, dim=2)
+
+
+#: The previews' portrait: NASA's astronaut photo (public domain), as shipped by scikit-image.
+SAMPLE_PORTRAIT = Path(__file__).resolve().parents[2] / "samples" / "astronaut.jpg"
 
 
 def sample_photo(paths: list[Path]) -> Path:
@@ -387,12 +399,13 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
 
     final_losses = {k: round(float(v.item()), 6) for k, v in parts.items()}
     seconds = seconds_before + time.time() - began
-    return export(cfg, model.eval(), step, seconds, final_losses, sample, len(paths))
+    return export(cfg, model.eval(), step, seconds, final_losses, len(paths))
 
 
 def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_losses: dict[str, float],
-           sample: torch.Tensor, content_photos: int) -> Path:
-    """Write the weights, merge the training record into each style's styles/STYLE.json, and previews.
+           content_photos: int) -> Path:
+    """Write the weights, merge the training record into each style's styles/STYLE.json, and previews on the
+    bundled public-domain portrait (``samples/``: training photos may not be redistributed).
 
     One painting: weights/NAME.safetensors is the whole network. A catalogue: weights/trunks/NAME.safetensors
     holds the shared convolutions and weights/STYLE.safetensors each style's row (the identity row goes beside
@@ -400,6 +413,7 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
     weights file written (the trunk for a catalogue).
     """
     model = model.cpu().eval()
+    portrait = load_rgb(SAMPLE_PORTRAIT, 384)
     weights_dir, styles_dir = Path(cfg.weights_dir), Path(cfg.styles_dir)
     styles_dir.mkdir(parents=True, exist_ok=True)
     names, trunk_name, trunk_sha256 = [cfg.name], None, None
@@ -438,7 +452,8 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
             save_style_row(model, row, weights, trunk_sha256, {"style": name})
         meta_path = styles_dir / f"{name}.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"name": name}
-        meta["architecture"] = {**replace(model.arch, styles=1).to_metadata(), "parameters": count_parameters(model)}
+        one_row = replace(model.arch, styles=1)
+        meta["architecture"] = {**one_row.to_metadata(), "parameters": count_parameters(StyleNet(one_row))}
         meta["training"] = training
         meta.pop("trunk", None), meta.pop("trunk_sha256", None)
         if trunk_sha256 is not None:
@@ -446,5 +461,5 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         with torch.no_grad():
-            save_rgb(model(sample.cpu(), torch.tensor([row])), styles_dir / f"{name}.jpg")
+            save_rgb(model(portrait, torch.tensor([row])), styles_dir / f"{name}.jpg")
     return weights if len(names) == 1 else trunk
