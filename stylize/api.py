@@ -48,7 +48,7 @@ class Stylizer:
         return str(self.pipeline.engine.device)
 
     def __call__(self, image: ImageInput, *, strength: float = Options.strength,
-                 face_strength: float = Options.face_strength, preserve_colors: bool = Options.preserve_colors,
+                 face_strength: float | None = Options.face_strength, preserve_colors: bool = Options.preserve_colors,
                  faces: bool = Options.faces, size: int = Options.size, hd: HDStrategy | str = Options.hd,
                  max_pixels: int = Options.max_pixels, provenance: bool = Options.provenance) -> Image.Image:
         """The stylised image. Its ``info`` holds what ``to_file`` would write beside the pixels: ``exif`` (the

@@ -154,7 +154,7 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
             if pending:
                 finish(pending[0], pending[1], pending[2].result(), pending[3])
             pending = (source, target, pool.submit(save, photo, rendering.rgb, target),
-                       lost_faces_warning(rendering.faces, str(target), options))
+                       lost_faces_warning(rendering.faces, str(target), pipeline.resolved(options)))
         if pending:
             finish(pending[0], pending[1], pending[2].result(), pending[3])
     return report

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UnknownStyleError
+from .options import DEFAULT_FACE_STRENGTH
 
 if TYPE_CHECKING:
     from .network import StyleNet
@@ -50,6 +51,12 @@ class Style:
         return path if path.is_file() else None
 
     @property
+    def face_strength(self) -> float:
+        """The face strength this style keeps faces recognisable with (see ``Options.face_strength``)."""
+        value = self.metadata.get("face_strength", DEFAULT_FACE_STRENGTH)
+        return float(value) if isinstance(value, (int, float)) and 0.0 <= value <= 1.0 else DEFAULT_FACE_STRENGTH
+
+    @property
     def trunk(self) -> Path | None:
         """The shared network this style is a row of (None: its weights file is a whole network)."""
         trunk = self.metadata.get("trunk")
@@ -73,6 +80,11 @@ class Blend:
     @property
     def artist(self) -> str:
         return " + ".join(dict.fromkeys(style.artist for style, _ in self.parts))
+
+    @property
+    def face_strength(self) -> float:
+        total = sum(share for _, share in self.parts)
+        return sum(style.face_strength * share for style, share in self.parts) / total
 
     @property
     def metadata(self) -> dict:

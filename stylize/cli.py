@@ -41,7 +41,8 @@ StyleOpt = typer.Option(..., "--style", "-s", help="Style name (see `stylize sty
                         "of the multi-style network: starry_night:0.6,udnie:0.4.")
 # Defaults come from the one option schema (``Options``); its ``validated`` checks every range.
 StrengthOpt = typer.Option(Options.strength, help="0 returns the photo, 1 the full style.")
-FaceStrengthOpt = typer.Option(Options.face_strength, help="How strongly faces are stylised, 0-1 (identity).")
+FaceStrengthOpt = typer.Option(None, help="How strongly faces are stylised, 0-1 (lower keeps identity) "
+                               "[default: the style's own, else 0.6].", show_default=False)
 PreserveOpt = typer.Option(Options.preserve_colors, "--preserve-colors",
                            help="Keep the photo's colours, take the style's texture.")
 FacesOpt = typer.Option(Options.faces, "--faces/--no-faces", help="Align and stylise faces separately.")
@@ -58,7 +59,7 @@ MaxMPOpt = typer.Option(Options.max_pixels / 1e6, "--max-megapixels",
                         help="Refuse larger images (decompression-bomb guard).")
 
 
-def _options(strength: float, face_strength: float, preserve_colors: bool, faces: bool, size: int,
+def _options(strength: float, face_strength: Optional[float], preserve_colors: bool, faces: bool, size: int,
              hd: HDStrategy, max_megapixels: float, provenance: bool, check: bool, quality: int):  # noqa: ANN202
     from .api import make_options
 
@@ -73,7 +74,7 @@ def photo(
     source: Path = typer.Argument(..., help="Photo to stylise."),
     style: str = StyleOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: SOURCE_STYLE.EXT beside it."),
-    strength: float = StrengthOpt, face_strength: float = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
+    strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
     quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,
@@ -93,7 +94,7 @@ def photo(
     stylizer = Stylizer(style, device)
     written, face_checks = stylizer.pipeline.run_to_file(photo_in, output, options)
     typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.device})")
-    warning = lost_faces_warning(face_checks, str(written), options)
+    warning = lost_faces_warning(face_checks, str(written), stylizer.pipeline.resolved(options))
     if warning:
         typer.echo(f"warning: {warning}", err=True)
 
@@ -107,7 +108,7 @@ def batch(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist."),
     suffix: str = typer.Option("", help="Appended to each output's file name, e.g. _starry."),
-    strength: float = StrengthOpt, face_strength: float = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
+    strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
     quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,

@@ -28,6 +28,10 @@ class HDStrategy(str, enum.Enum):
 
 
 
+#: How strongly faces are painted (0: the photo's face, 1: fully stylised) where the style's metadata
+#: (``face_strength`` in styles/NAME.json) does not say: chosen with the face benchmark.
+DEFAULT_FACE_STRENGTH = 0.6
+
 #: Default working size (long side, px): strokes read as the painting's, not as noise, at this scale.
 DEFAULT_SIZE = 768
 DEFAULT_QUALITY = 92
@@ -39,7 +43,8 @@ class Options:
     and ``validated`` is the one place their ranges are checked). ``strength`` 0 returns the photo; 1 the style."""
 
     strength: float = 1.0
-    face_strength: float = 0.6
+    #: None: the style's own default (strong styles keep faces with a lower one), else DEFAULT_FACE_STRENGTH
+    face_strength: float | None = None
     preserve_colors: bool = False
     faces: bool = True
     size: int = DEFAULT_SIZE
@@ -55,7 +60,7 @@ class Options:
     def validated(self) -> "Options":
         for name in ("strength", "face_strength"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise StylizeError(f"{name} must be between 0 and 1, got {value}")
         if not 64 <= self.size <= 8192:
             raise StylizeError(f"size must be between 64 and 8192 pixels, got {self.size}")

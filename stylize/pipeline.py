@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -64,7 +64,7 @@ def lost_faces_warning(faces: tuple["FaceCheck", ...], where: str, options: Opti
     lost = sum(not f.survived for f in faces)
     if not lost:
         return None
-    advice = (f"try --face-strength {max(0.0, options.face_strength - 0.25):.2f}" if options.faces
+    advice = (f"try --face-strength {max(0.0, (options.face_strength or 0.0) - 0.25):.2f}" if options.faces
               else "try without --no-faces")
     return f"{lost} of {len(faces)} faces may not be recognisable in {where}; {advice}"
 
@@ -80,7 +80,7 @@ class Pipeline:
     def run(self, photo: Photo, options: Options = Options(), found: Sequence["Face"] | None = None) -> Rendering:
         """Stylise ``photo.rgb`` (uint8 RGB) at the photo's size; with ``options.check``, check its faces.
         ``found``: the photo's faces when already known (one photo in many styles is searched once)."""
-        options = options.validated()
+        options = self.resolved(options.validated())
         rgb = photo.rgb
         if options.strength == 0.0:
             return Rendering(rgb.copy())
@@ -123,11 +123,17 @@ class Pipeline:
         written = save_result(photo, rendering.rgb, output, options.quality, self.provenance(options))
         return written, rendering.faces
 
+    def resolved(self, options: Options) -> Options:
+        """``options`` with what was left to the style filled in (its face strength)."""
+        if options.face_strength is None:
+            return replace(options, face_strength=self.style.face_strength)
+        return options
+
     def provenance(self, options: Options) -> bytes | None:
         """The XMP packet an output made with ``options`` carries (None when the user turned it off)."""
         from .provenance import provenance_xmp
 
-        return provenance_xmp(self.style, options) if options.provenance else None
+        return provenance_xmp(self.style, self.resolved(options)) if options.provenance else None
 
 
 def save_result(photo: Photo, result: np.ndarray, output: Path, quality: int = DEFAULT_QUALITY,

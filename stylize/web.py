@@ -98,7 +98,7 @@ class Studio:
             return self.uploads[key]
 
 
-def render_options(strength: float = Options.strength, face_strength: float = Options.face_strength,
+def render_options(strength: float = Options.strength, face_strength: float | None = Options.face_strength,
                    preserve_colors: bool = Options.preserve_colors, faces: bool = Options.faces,
                    hd: str = Options.hd.value) -> Options:
     """The options the page may set, as query parameters; every other one keeps ``Options``' default."""
@@ -151,8 +151,9 @@ def create_app(device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, max_u
         return PAGE.read_text(encoding="utf-8")
 
     @app.get("/api/styles")
-    def styles() -> list[dict[str, str]]:
-        return [{"name": s.name, "title": s.title, "artist": s.artist, "year": s.year} for s in list_styles()]
+    def styles() -> list[dict[str, str | float]]:
+        return [{"name": s.name, "title": s.title, "artist": s.artist, "year": s.year,
+                 "face_strength": s.face_strength} for s in list_styles()]
 
     @app.post("/api/photos")
     def upload(photo: UploadFile) -> dict[str, object]:

@@ -84,3 +84,19 @@ def test_cli_blend_names_its_output_safely(rows_catalogue: Path, portrait_file: 
     with Image.open(written) as image:
         fields = read_provenance(image.info["XML:com.adobe.xmp"])
     assert fields["Style"] == "warm:0.6,cool:0.4" and fields["StyleTitle"] == "Warm + Cool"
+
+
+def test_a_style_brings_its_own_face_strength(rows_catalogue: Path, astronaut: np.ndarray) -> None:
+    """Strong styles keep faces with a lower face strength: styles/NAME.json may set it; an explicit value wins."""
+    meta_path = rows_catalogue / "styles" / "warm.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "face_strength": 0.0}))
+    painter = stylize.Stylizer("warm", device="cpu")
+    assert painter.pipeline.resolved(stylize.api.make_options()).face_strength == 0.0
+    face = (slice(60, 180), slice(180, 300))  # the astronaut's face
+    own_default, explicit = (np.asarray(painter(astronaut, **extra), np.float64)[face]
+                             for extra in ({}, {"face_strength": 1.0}))
+    original = astronaut[face].astype(np.float64)
+    assert np.abs(own_default - original).mean() < 0.75 * np.abs(explicit - original).mean()  # (colours are matched)
+    assert stylize.Stylizer("cool", device="cpu").pipeline.resolved(stylize.api.make_options()).face_strength == 0.6
+    assert stylize.catalogue.select("warm:1,cool:1").face_strength == pytest.approx(0.3)

@@ -296,10 +296,15 @@ def build_model(cfg: TrainConfig) -> StyleNet:
 
 
 def load_catalogue(trunk: Path, names: list[str]) -> StyleNet:
-    """A catalogue network back from its files: ``trunk`` and, in order, each named style's row beside it."""
-    rows = [trunk.with_suffix(".identity.safetensors") if name == "identity"
-            else trunk.parent.parent / f"{name}.safetensors" for name in names]
-    return load_rows(trunk, [(path, None) for path in rows])
+    """A catalogue network back from its files: ``trunk`` and, in order, each named style's row: kept unshipped
+    beside the trunk (``trunks/NAME.unshipped/``, for training to go on), else shipped in the weights folder."""
+    def row(name: str) -> Path:
+        if name == "identity":
+            return trunk.with_suffix(".identity.safetensors")
+        unshipped = trunk.parent / f"{trunk.stem}.unshipped" / f"{name}.safetensors"
+        return unshipped if unshipped.is_file() else trunk.parent.parent / f"{name}.safetensors"
+
+    return load_rows(trunk, [(row(name), None) for name in names])
 
 
 def draw_styles(seed: int, step: int, batch: int, styles: int) -> torch.Tensor:
