@@ -35,7 +35,7 @@ METHODS = {
 @dataclass(frozen=True)
 class StyleUnderTest:
     name: str
-    style: "Style"  # stylize's network for it
+    style: "Style | None"  # stylize's network for it (None: a painting stylize does not ship, for the peer)
     painting: Path  # the painting the peer is given and the judge compares with
     label: str  # in tables: the name, or NAME:CANDIDATE for a candidate
 
@@ -43,13 +43,14 @@ class StyleUnderTest:
 def parse_styles(specs: list[str], painting_dir: Path) -> list[StyleUnderTest]:
     """``NAME`` (the shipped style), ``NAME=WEIGHTS`` (a candidate whole network, e.g. from runs/) or ``NAME=DIR``
     (a candidate exported with ``stylize train --export-to DIR``: DIR/styles and DIR/weights, a trunk's too)."""
-    from stylize.catalogue import Style, get_style
+    from stylize.catalogue import Style, get_style, list_styles
 
+    shipped = {style.name: style for style in list_styles()}
     styles = []
     for spec in specs:
         name, _, candidate = spec.partition("=")
         path = Path(candidate)
-        style = get_style(name) if not candidate else get_style(name, path) if path.is_dir() else Style(name, path, {})
+        style = shipped.get(name) if not candidate else get_style(name, path) if path.is_dir() else Style(name, path, {})
         label = f"{name}:{path.stem if path.is_file() else path.name}" if candidate else name
         styles.append(StyleUnderTest(name, style, painting_dir / f"{name}.jpg", label))
     return styles
@@ -79,6 +80,8 @@ def renderers(style: StyleUnderTest, methods: list[str], device: str,
     from stylize.options import Options
     from stylize.pipeline import Pipeline
 
+    if style.style is None and set(methods) - {"peer"}:
+        raise SystemExit(f"stylize ships no style {style.name!r}: give NAME=WEIGHTS or NAME=DIR, or --methods peer")
     pipeline = Pipeline(style.style, device) if set(methods) - {"peer"} else None
     defaults = Options(check=False) if face_strength is None else Options(check=False, face_strength=face_strength)
     for method in methods:

@@ -329,3 +329,8 @@ def test_a_catalogue_continues_from_its_shipped_files(tmp_path: Path, astronaut:
     warm = build_model(cfg).state_dict()
     assert all(torch.equal(warm[name], tensor) for name, tensor in shipped.items())
     assert warm["encoder.0.norm.weight"].shape[0] == 3  # two paintings and the identity row, in the recipe's order
+    unshipped = trunk.parent / "cat.unshipped"  # a style that did not pass keeps its row here, out of the catalogue
+    unshipped.mkdir()
+    (tmp_path / "weights" / "dots.safetensors").rename(unshipped / "dots.safetensors")
+    assert torch.equal(load_catalogue(trunk, cfg.style_names).state_dict()["encoder.0.norm.weight"],
+                       shipped["encoder.0.norm.weight"])
