@@ -12,7 +12,9 @@ median, over surviving faces, of the median landmark drift in inter-ocular dista
 Per group (``portrait_groups.tsv``: skin tone, age band, single or group photo, labelled by
 eye): survival, and how much the face skin's lightness moved against the rest of the image:
 the mean L* inside the face-oval mask, output minus photo, minus the same shift outside every
-face. A style that lightens or darkens faces of one group more than another shows there.
+face; in brackets the face's own shift. Each with its standard error over the group's faces, the
+benchmark's noise (it is deterministic: the sample of faces is what varies). A style that
+lightens or darkens faces of one group more than another shows there.
 """
 
 from __future__ import annotations
@@ -31,21 +33,30 @@ GROUPS_FILE = Path(__file__).with_name("portrait_groups.tsv")
 GROUP_KINDS = ("skin", "age", "faces")
 
 
+def mean_and_error(values: list[float]) -> str:
+    """The mean ± its standard error: a gap between groups smaller than their errors is the sample, not the style."""
+    error = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+    return f"{statistics.mean(values):+.1f} ± {error:.1f}"
+
+
 @dataclass
 class Tally:
     survived: int = 0
     faces: int = 0
-    face_shift: list[float] = field(default_factory=list)  # L* shift of face skin minus the rest's, per face
+    relative_shift: list[float] = field(default_factory=list)  # L* shift of face skin minus the rest's, per face
+    own_shift: list[float] = field(default_factory=list)  # L* shift of face skin alone (output minus photo)
 
-    def add(self, survived: bool, face_shift: float) -> None:
+    def add(self, survived: bool, shifts: tuple[float, float]) -> None:
         self.survived += survived
         self.faces += 1
-        self.face_shift.append(face_shift)
+        self.relative_shift.append(shifts[0])
+        self.own_shift.append(shifts[1])
 
     def cell(self) -> str:
         if not self.faces:
             return "–"
-        return f"{100 * self.survived / self.faces:.0f} % of {self.faces}, ΔL* {statistics.mean(self.face_shift):+.1f}"
+        return (f"{100 * self.survived / self.faces:.0f} % of {self.faces}, ΔL* {mean_and_error(self.relative_shift)}"
+                f" (face alone {mean_and_error(self.own_shift)})")
 
 
 def lightness(rgb: np.ndarray) -> np.ndarray:
@@ -61,12 +72,13 @@ def face_masks(shape: tuple[int, ...], faces: list) -> list[np.ndarray]:  # noqa
     return masks
 
 
-def face_shifts(photo: np.ndarray, output: np.ndarray, masks: list[np.ndarray]) -> list[float]:
-    """Per face: mean L* change inside its oval, minus the mean L* change outside every face."""
+def face_shifts(photo: np.ndarray, output: np.ndarray, masks: list[np.ndarray]) -> list[tuple[float, float]]:
+    """Per face: (mean L* change inside its oval minus the mean L* change outside every face, the change inside)."""
     change = lightness(output) - lightness(photo)
     rest = ~np.any(masks, axis=0) if masks else np.ones(change.shape, bool)
     rest_shift = float(change[rest].mean()) if rest.any() else 0.0
-    return [float(change[m].mean()) - rest_shift if m.any() else 0.0 for m in masks]
+    inside = [float(change[m].mean()) if m.any() else 0.0 for m in masks]
+    return [(shift - rest_shift, shift) for shift in inside]
 
 
 def read_groups(path: Path) -> dict[str, dict[str, str]]:

@@ -51,6 +51,23 @@ def match_color_stats(source: np.ndarray, reference: np.ndarray, weight: np.ndar
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
+#: The share of a face's own lightness the face pass keeps: a style that maps light skin to paper and dark skin
+#: to ink (``great_wave`` lightened medium skin by 18 L* and dark skin by 3) would otherwise shift one group's
+#: faces more than another's; measured per group with ``benchmarks/faces.py``.
+KEPT_LIGHTNESS = 0.5
+
+
+def keep_lightness(face: np.ndarray, photo_face: np.ndarray, weight: np.ndarray, share: float) -> np.ndarray:
+    """Move ``face``'s weighted mean L* ``share`` of the way back to the photo's face; texture and colour stay."""
+    total = float(weight.sum())
+    if total < 1.0 or share <= 0.0:
+        return face
+    lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB).astype(np.float32)
+    photo_lightness = cv2.cvtColor(photo_face, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+    lab[..., 0] += share * float(((photo_lightness - lab[..., 0]) * weight).sum()) / total
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
 def face_region(matrix_to_crop: np.ndarray, crop_size: int, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
     """Bounding box in the photo (x0, y0, x1, y1) of the crop square, clipped; None if outside."""
     inverse = cv2.invertAffineTransform(matrix_to_crop)
@@ -87,5 +104,6 @@ def paste_face(canvas: np.ndarray, original: np.ndarray, stylised_crop: np.ndarr
     face_px = match_color_stats(face_px, base, mask)
     if face_strength < 1.0:
         face_px = cv2.addWeighted(face_px, face_strength, original[y0:y1, x0:x1], 1.0 - face_strength, 0.0)
+    face_px = keep_lightness(face_px, original[y0:y1, x0:x1], mask, KEPT_LIGHTNESS)
     alpha = mask[..., None]
     canvas[y0:y1, x0:x1] = np.clip(face_px * alpha + base * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)

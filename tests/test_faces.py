@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from end_to_end import seam_score
-from stylize.blending import crop_mask, match_color_stats, paste_face
+from stylize.blending import crop_mask, keep_lightness, match_color_stats, paste_face
 from stylize.faces import CROP_SIZE, TEMPLATE, Face, FaceFinder, align_face, similarity_transform, warp_area
 
 
@@ -177,3 +177,23 @@ def test_face_finder_leaves_the_environment_alone() -> None:
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-500:]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_keep_lightness_moves_the_face_back_by_its_share(astronaut: np.ndarray, share: float) -> None:
+    photo_face = np.ascontiguousarray(astronaut[60:180, 180:300])
+    lighter = cv2.convertScaleAbs(photo_face, alpha=0.6, beta=90)  # a style that paints this face paler
+    weight = np.zeros(photo_face.shape[:2], np.float32)
+    weight[20:100, 20:100] = 1.0
+    lightness = lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[20:100, 20:100, 0].astype(float).mean()  # noqa: E731
+    before = lightness(lighter) - lightness(photo_face)
+    kept = keep_lightness(lighter, photo_face, weight, share)
+    assert lightness(kept) - lightness(photo_face) == pytest.approx((1 - share) * before, abs=1.5)
+    # the texture stays: only the mean moves
+    assert np.corrcoef(cv2.cvtColor(kept, cv2.COLOR_RGB2GRAY).ravel(),
+                       cv2.cvtColor(lighter, cv2.COLOR_RGB2GRAY).ravel())[0, 1] > 0.98
+
+
+def test_keep_lightness_without_a_mask_leaves_the_face() -> None:
+    face = np.full((8, 8, 3), 200, np.uint8)
+    assert keep_lightness(face, np.zeros_like(face), np.zeros((8, 8), np.float32), 0.5) is face
