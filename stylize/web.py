@@ -74,7 +74,7 @@ class Studio:
     def add(self, name: str, data: bytes) -> tuple[str, Upload]:
         if len(data) > self.max_upload_bytes:
             raise ImageTooLargeError(f"{name}: {len(data) / 2**20:.1f} MB is over this server's upload limit of "
-                                     f"{self.max_upload_bytes / 2**20:.0f} MB")
+                                     f"{self.max_upload_bytes / 2**20:.3g} MB")
         safe_name = Path(name).name or "photo"
         with tempfile.TemporaryDirectory(prefix="stylize-upload-") as folder:
             path = Path(folder) / safe_name
@@ -135,6 +135,10 @@ def create_app(device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, max_u
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{host}":
             return JSONResponse({"error": "requests from other web pages are refused"}, status_code=403)
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > studio.max_upload_bytes + 2**20:  # refused before it is read
+            return JSONResponse({"error": f"uploads are limited to {studio.max_upload_bytes / 2**20:.3g} MB "
+                                          "on this server"}, status_code=413)
         return await call_next(request)
 
     @app.exception_handler(StylizeError)

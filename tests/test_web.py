@@ -77,6 +77,7 @@ def test_upload_thumbnail_view_and_full_size_download(client: TestClient, astron
     ("not_an_image", 400, "notes.jpg: not an image Pillow can read"),
     ("too_many_pixels", 413, "big.jpg"),
     ("too_many_bytes", 413, "upload limit"),
+    ("far_too_many_bytes", 413, "uploads are limited to 0.2 MB"),
     ("unknown_style", 404, "unknown style 'nope'"),
     ("bad_option", 400, "strength must be between 0 and 1"),
     ("forgotten_photo", 404, "upload it again"),
@@ -86,9 +87,10 @@ def test_errors_are_the_clis_one_line_messages(catalogue: Path, astronaut: np.nd
     client = TestClient(create_app("cpu", max_pixels=300_000, max_upload_mb=0.2, hosts=("testserver",)))
     if case == "not_an_image":
         response = client.post("/api/photos", files={"photo": ("notes.jpg", b"hello, not a photo", "image/jpeg")})
-    elif case in ("too_many_pixels", "too_many_bytes"):
+    elif case in ("too_many_pixels", "too_many_bytes", "far_too_many_bytes"):
         big = np.tile(astronaut, (2, 2, 1))  # 1024 x 1024: over 300,000 pixels
-        data = jpeg_bytes(big, quality=60) if case == "too_many_pixels" else b"\xff" * 300_000
+        data = {"too_many_pixels": jpeg_bytes(big, quality=60), "too_many_bytes": b"\xff" * 300_000,
+                "far_too_many_bytes": b"\xff" * 3_000_000}[case]  # the last is refused before it is read
         response = client.post("/api/photos", files={"photo": ("big.jpg", data, "image/jpeg")})
     else:
         key = upload(client, jpeg_bytes(astronaut))["id"] if case != "forgotten_photo" else "0" * 32
