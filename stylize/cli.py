@@ -291,7 +291,8 @@ def train(
         if not style_image.is_file() and not identity:
             raise StylizeError(f"{style_image}: style image not found")
     if trunk is not None and (len(style_images) != 1 or not trunk.is_file()):
-        raise StylizeError(f"--trunk {trunk}: needs one painting and an existing trunk file (weights/trunks/NAME.safetensors)")
+        raise StylizeError(f"--trunk {trunk}: needs one painting and an existing trunk file "
+                           "(weights/trunks/NAME.safetensors)")
     try:
         width_tuple = tuple(int(w) for w in widths.split(","))
     except ValueError:
