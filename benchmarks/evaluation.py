@@ -50,7 +50,10 @@ def parse_styles(specs: list[str], painting_dir: Path) -> list[StyleUnderTest]:
     for spec in specs:
         name, _, candidate = spec.partition("=")
         path = Path(candidate)
-        style = shipped.get(name) if not candidate else get_style(name, path) if path.is_dir() else Style(name, path, {})
+        if not candidate:
+            style = shipped.get(name)
+        else:
+            style = get_style(name, path) if path.is_dir() else Style(name, path, {})
         label = f"{name}:{path.stem if path.is_file() else path.name}" if candidate else name
         styles.append(StyleUnderTest(name, style, painting_dir / f"{name}.jpg", label))
     return styles

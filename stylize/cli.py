@@ -74,7 +74,8 @@ def photo(
     source: Path = typer.Argument(..., help="Photo to stylise."),
     style: str = StyleOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: SOURCE_STYLE.EXT beside it."),
-    strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
+    strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt,
+    preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
     quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,
@@ -108,7 +109,8 @@ def batch(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist."),
     suffix: str = typer.Option("", help="Appended to each output's file name, e.g. _starry."),
-    strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt, preserve_colors: bool = PreserveOpt,
+    strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt,
+    preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
     quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,
@@ -299,9 +301,9 @@ def train(
         width_tuple = ()
     if len(width_tuple) != 3 or min(width_tuple) < 1:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
-    cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps, size=size,
-                      batch=batch, style_size=style_size, style_weight=style_weight, content_weight=content_weight,
-                      color_weight=color_weight, tv_weight=tv_weight, directions=directions,
+    cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
+                      size=size, batch=batch, style_size=style_size, style_weight=style_weight,
+                      content_weight=content_weight, color_weight=color_weight, tv_weight=tv_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       identity_style=identity_style, trunk=str(trunk) if trunk else None,
                       seed=seed, **how, **schedule)

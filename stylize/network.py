@@ -288,7 +288,8 @@ def save_trunk(model: StyleNet, path: Path, extra_metadata: dict[str, str] | Non
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def save_style_row(model: StyleNet, row: int, path: Path, trunk_sha256: str, extra: dict[str, str] | None = None) -> None:
+def save_style_row(model: StyleNet, row: int, path: Path, trunk_sha256: str,
+                   extra: dict[str, str] | None = None) -> None:
     """One style of a catalogue: its normalisation row (fp32, a few KB) and the sha256 of the trunk it belongs to."""
     from safetensors.torch import save_file
 

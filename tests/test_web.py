@@ -154,7 +154,8 @@ def test_the_page_in_a_real_browser(catalogue: Path, tmp_path: Path) -> None:
         browser.find_element(By.ID, "file").send_keys(str(sample))
         wait.until(lambda b: "Pick a style" in b.find_element(By.ID, "status").text)
         thumbs = browser.find_elements(By.CSS_SELECTOR, ".thumb img")
-        assert len(thumbs) == 1 and all(browser.execute_script("return arguments[0].naturalWidth", t) > 0 for t in thumbs)
+        assert len(thumbs) == 1
+        assert all(browser.execute_script("return arguments[0].naturalWidth", t) > 0 for t in thumbs)
         thumbs[0].click()
         wait.until(lambda b: b.execute_script("return document.getElementById('after').naturalWidth") > 0)
         first_view = browser.execute_script("return document.getElementById('after').src")
