@@ -303,7 +303,8 @@ def train(
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
                       size=size, batch=batch, style_size=style_size, style_weight=style_weight,
-                      content_weight=content_weight, color_weight=color_weight, tv_weight=tv_weight, directions=directions,
+                      content_weight=content_weight, color_weight=color_weight, tv_weight=tv_weight,
+                      directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       identity_style=identity_style, trunk=str(trunk) if trunk else None,
                       seed=seed, **how, **schedule)
