@@ -100,3 +100,28 @@ def test_a_style_brings_its_own_face_strength(rows_catalogue: Path, astronaut: n
     assert np.abs(own_default - original).mean() < 0.75 * np.abs(explicit - original).mean()  # (colours are matched)
     assert stylize.Stylizer("cool", device="cpu").pipeline.resolved(stylize.api.make_options()).face_strength == 0.6
     assert stylize.catalogue.select("warm:1,cool:1").face_strength == pytest.approx(0.3)
+
+
+def test_style_records_come_from_the_data_readme_and_keep_what_is_there(tmp_path: Path) -> None:
+    from styles_metadata import painting_rows, record
+
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "| file | work | artist (died) | date | status | taken from | commit | path | size |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        "| the_scream.jpg | The Scream — tempera and crayon | Edvard Munch (1944) | 1893 | public domain | a/b | "
+        "0123 | `images/the_scream.jpg` | 1200x1528 |\n", encoding="utf-8")
+    rows = painting_rows(readme)
+    made = record("the_scream", rows["the_scream"])
+    assert (made["title"], made["artist"], made["artist_died"], made["year"]) == ("The Scream", "Edvard Munch", 1944,
+                                                                                   "1893")
+    assert made["provenance"]["path"] == "images/the_scream.jpg" and made["licence"].startswith("public domain")
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    (folder / "the_scream.json").write_text(json.dumps({"title": "Kept title", "weights_sha256": "ab"}))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "styles_metadata.py"
+    result = subprocess.run([sys.executable, str(script), str(readme), str(folder), "the_scream"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    merged = json.loads((folder / "the_scream.json").read_text())
+    assert merged["title"] == "Kept title" and merged["weights_sha256"] == "ab" and merged["artist"] == "Edvard Munch"
