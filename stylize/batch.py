@@ -18,7 +18,7 @@ import numpy as np
 from .atomic import remove_stale_partials
 from .errors import StylizeError
 from .image_io import FORMATS, Photo, load_photo
-from .pipeline import Options, Pipeline, lost_faces_warning, save_result
+from .pipeline import Options, Pipeline, save_result
 
 INPUT_SUFFIXES = set(FORMATS) | {".gif", ".jfif", ".jpe"}
 
@@ -154,7 +154,7 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
             if pending:
                 finish(pending[0], pending[1], pending[2].result(), pending[3])
             pending = (source, target, pool.submit(save, photo, rendering.rgb, target),
-                       lost_faces_warning(rendering.faces, str(target), pipeline.resolved(options)))
+                       pipeline.lost_faces_warning(rendering.faces, str(target), options))
         if pending:
             finish(pending[0], pending[1], pending[2].result(), pending[3])
     return report

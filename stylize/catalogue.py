@@ -122,6 +122,11 @@ def get_style(name: str, root: Path | None = None) -> Style:
     return styles[name]
 
 
+def file_label(spec: str) -> str:
+    """A style or blend as a file-name part: ``a:0.6,b:0.4`` -> ``a-0.6+b-0.4``."""
+    return spec.replace(":", "-").replace(",", "+")
+
+
 def select(spec: str, root: Path | None = None) -> Style | Blend:
     """``NAME`` or a blend ``NAME:SHARE,NAME:SHARE,...`` (shares are positive numbers, normalised)."""
     if not isinstance(spec, str) or ("," not in spec and ":" not in spec):
@@ -138,7 +143,8 @@ def select(spec: str, root: Path | None = None) -> Style | Blend:
         parts.append((get_style(name, root), weight))
     if len({style.name for style, _ in parts}) != len(parts):
         raise UnknownStyleError(f"style blend {spec!r} names a style twice")
-    if len(parts) > 1 and (None in {s.trunk for s, _ in parts} or len({s.trunk for s, _ in parts}) > 1):
+    trunks = {style.trunk for style, _ in parts}
+    if len(parts) > 1 and (None in trunks or len(trunks) > 1):
         raise UnknownStyleError(f"style blend {spec!r}: only styles of one multi-style network blend "
                                 "(see `stylize styles`)")
     return Blend(tuple(parts)) if len(parts) > 1 else parts[0][0]

@@ -82,20 +82,19 @@ def photo(
 ) -> None:
     """Stylise one photo."""
     from .api import Stylizer
+    from .catalogue import file_label
     from .image_io import FORMATS, load_photo
-
-    from .pipeline import lost_faces_warning
 
     options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check,
                        quality)
     ext = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
-    output = output or source.with_name(f"{source.stem}_{style.replace(':', '-').replace(',', '+')}{ext}")
+    output = output or source.with_name(f"{source.stem}_{file_label(style)}{ext}")
     began = time.perf_counter()
     photo_in = load_photo(source, options.max_pixels)
     stylizer = Stylizer(style, device)
     written, face_checks = stylizer.pipeline.run_to_file(photo_in, output, options)
     typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.device})")
-    warning = lost_faces_warning(face_checks, str(written), stylizer.pipeline.resolved(options))
+    warning = stylizer.pipeline.lost_faces_warning(face_checks, str(written), options)
     if warning:
         typer.echo(f"warning: {warning}", err=True)
 

@@ -139,8 +139,9 @@ class StyleNet(nn.Module):
     """Image transformation network: RGB in [0, 1] -> stylised RGB in (0, 1).
 
     ``style`` picks each batch item's row of normalisation parameters (B,), or mixes the
-    rows by weight (B, S), and may be left out when the network has one row. The output is squashed with a sigmoid
-    (Johnson et al. used a scaled tanh): an unbounded output let the losses explode.
+    rows by weight (B, S), and may be left out when the network has one row. The output is
+    squashed with a sigmoid (Johnson et al. used a scaled tanh): an unbounded output let the
+    losses explode.
     """
 
     #: Input sides must be multiples of this for the output to have the input's size.
@@ -218,16 +219,32 @@ def save_weights(model: StyleNet, path: Path, extra_metadata: dict[str, str] | N
 Shapes = dict[str, torch.Size]
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's header metadata; {} for anything that is not one."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return {}
+
+
 def _read_checked(path: Path, expected: Callable[[dict[str, str]], Shapes],
-                  sha256: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The file's float tensors, named and shaped exactly as ``expected(its metadata)`` says, and its
-    metadata. Only safetensors is read (no pickle); NaN/Inf values are refused; ``sha256`` must match if given."""
+                  sha256: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """The file's float tensors, named and shaped exactly as ``expected(its metadata)`` says, its metadata and
+    its sha256. Only safetensors is read (no pickle); NaN/Inf values are refused; ``sha256`` must match if given."""
     from safetensors import SafetensorError, safe_open
 
     source = str(path)
     if not path.is_file():
         raise BadWeightsError(f"weights file not found: {source}")
-    if sha256 is not None and hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+    digest = file_sha256(path)
+    if sha256 is not None and digest != sha256:
         raise BadWeightsError(f"{source}: sha256 differs from the one recorded for this style "
                               "(a damaged or replaced file); reinstall it")
     try:
@@ -254,7 +271,7 @@ def _read_checked(path: Path, expected: Callable[[dict[str, str]], Shapes],
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise BadWeightsError(f"{source}: not a valid safetensors weights file ({exc})") from None
-    return loaded, meta
+    return loaded, meta, digest
 
 
 def _shapes(model: StyleNet, rows: bool) -> Shapes:
@@ -272,7 +289,7 @@ def load_weights(path: Path, sha256: str | None = None) -> StyleNet:
         model.append(StyleNet(Architecture.from_metadata(meta, str(path))))
         return {name: t.shape for name, t in model[0].state_dict().items()}
 
-    loaded, _ = _read_checked(path, expected, sha256)
+    loaded, _, _ = _read_checked(path, expected, sha256)
     model[0].load_state_dict(loaded)
     return model[0].eval()
 
@@ -310,13 +327,12 @@ def load_rows(trunk: Path, rows: list[tuple[Path, str | None]], trunk_sha256: st
         arch.append(replace(Architecture.from_metadata(meta, str(trunk)), styles=len(rows)))
         return _shapes(StyleNet(arch[0]), rows=False)
 
-    state, _ = _read_checked(trunk, trunk_shapes, trunk_sha256)
-    actual_trunk = hashlib.sha256(trunk.read_bytes()).hexdigest()
+    state, _, actual_trunk = _read_checked(trunk, trunk_shapes, trunk_sha256)
     model = StyleNet(arch[0])
     row_shapes = _shapes(model, rows=True)
     stacked: dict[str, list[torch.Tensor]] = {name: [] for name in row_shapes}
     for path, sha256 in rows:
-        row, meta = _read_checked(path, lambda _: row_shapes, sha256)
+        row, meta, _ = _read_checked(path, lambda _: row_shapes, sha256)
         if meta.get("trunk_sha256") != actual_trunk:
             raise BadWeightsError(f"{path}: this style was trained on another trunk than {trunk}; reinstall it")
         for name, tensor in row.items():
@@ -338,26 +354,18 @@ def mix_rows(model: StyleNet, weights: list[float]) -> StyleNet:
 
 def is_trunk(path: Path) -> bool:
     """Whether ``path`` is a catalogue's trunk file (rather than a whole network)."""
-    from safetensors import SafetensorError, safe_open
+    return read_metadata(path).get("kind") == "trunk"
 
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return (handle.metadata() or {}).get("kind") == "trunk"
-    except (SafetensorError, OSError, ValueError, RuntimeError):
-        return False
+
+def identity_row(trunk: Path) -> Path:
+    """Where a catalogue keeps its identity row: beside its trunk, since it is no painting to list."""
+    return trunk.with_suffix(".identity.safetensors")
 
 
 def rows_on(trunk: Path) -> list[Path]:
     """The style rows made for ``trunk`` among the weights files of its catalogue (the folder above its own)."""
-    from safetensors import safe_open
-
-    digest = hashlib.sha256(trunk.read_bytes()).hexdigest() if trunk.is_file() else None
-    rows = []
-    for path in sorted(trunk.parent.parent.glob("*.safetensors")):
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                if (handle.metadata() or {}).get("trunk_sha256") == digest:
-                    rows.append(path)
-        except (OSError, ValueError, RuntimeError):  # not a weights file: not a row either
-            continue
-    return rows
+    if not trunk.is_file():
+        return []
+    digest = file_sha256(trunk)
+    return [path for path in sorted(trunk.parent.parent.glob("*.safetensors"))
+            if read_metadata(path).get("trunk_sha256") == digest]

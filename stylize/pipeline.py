@@ -59,15 +59,6 @@ class Rendering:
     faces: tuple["FaceCheck", ...] = ()
 
 
-def lost_faces_warning(faces: tuple["FaceCheck", ...], where: str, options: Options) -> str | None:
-    """One line for the user when a face did not survive stylising, with the option that helps."""
-    lost = sum(not f.survived for f in faces)
-    if not lost:
-        return None
-    advice = (f"try --face-strength {max(0.0, (options.face_strength or 0.0) - 0.25):.2f}" if options.faces
-              else "try without --no-faces")
-    return f"{lost} of {len(faces)} faces may not be recognisable in {where}; {advice}"
-
 
 class Pipeline:
     """A loaded style ready to repaint photos; safe to share between threads."""
@@ -122,6 +113,16 @@ class Pipeline:
         photo.release_pixels()
         written = save_result(photo, rendering.rgb, output, options.quality, self.provenance(options))
         return written, rendering.faces
+
+    def lost_faces_warning(self, faces: tuple["FaceCheck", ...], where: str, options: Options) -> str | None:
+        """One line for the user when a face did not survive stylising, with the option that helps."""
+        lost = sum(not f.survived for f in faces)
+        if not lost:
+            return None
+        face_strength = self.resolved(options).face_strength or 0.0
+        advice = (f"try --face-strength {max(0.0, face_strength - 0.25):.2f}" if options.faces
+                  else "try without --no-faces")
+        return f"{lost} of {len(faces)} faces may not be recognisable in {where}; {advice}"
 
     def resolved(self, options: Options) -> Options:
         """``options`` with what was left to the style filled in (its face strength)."""

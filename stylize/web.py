@@ -23,8 +23,8 @@ import numpy as np
 from fastapi import Depends, FastAPI, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from .api import Stylizer
-from .catalogue import list_styles
+from .api import Stylizer, make_options
+from .catalogue import file_label, list_styles
 from .errors import ImageTooLargeError, StylizeError, UnknownStyleError
 from .image_io import Photo, load_photo, to_pil
 from .inference import resize_long_side
@@ -63,10 +63,11 @@ class Studio:
         self.device, self.max_pixels, self.max_upload_bytes = device, max_pixels, max_upload_bytes
         self.uploads: OrderedDict[str, Upload] = OrderedDict()
         self.stylizers: dict[str, Stylizer] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the uploads
+        self.loading = threading.Lock()  # the stylizers: loading one takes seconds, uploads need not wait
 
     def stylizer(self, style: str) -> Stylizer:
-        with self.lock:
+        with self.loading:
             if style not in self.stylizers:
                 self.stylizers[style] = Stylizer(style, self.device)
             return self.stylizers[style]
@@ -102,8 +103,6 @@ def render_options(strength: float = Options.strength, face_strength: float | No
                    preserve_colors: bool = Options.preserve_colors, faces: bool = Options.faces,
                    hd: str = Options.hd.value) -> Options:
     """The options the page may set, as query parameters; every other one keeps ``Options``' default."""
-    from .api import make_options
-
     return make_options(strength=strength, face_strength=face_strength, preserve_colors=preserve_colors,
                         faces=faces, hd=hd, check=False)
 
@@ -112,13 +111,14 @@ def render_options(strength: float = Options.strength, face_strength: float | No
 RenderOptions = Annotated[Options, Depends(render_options)]
 
 
-def jpeg(photo: Photo, rgb: np.ndarray, style: Stylizer, options: Options) -> bytes:
-    """The result as the CLI would write it (EXIF, ICC, provenance), encoded in a private temporary folder."""
+def result_file(photo: Photo, rgb: np.ndarray, style: Stylizer, options: Options) -> tuple[bytes, str]:
+    """The result as the CLI would write it (EXIF, ICC, provenance; PNG when the photo has alpha, else JPEG),
+    encoded in a private temporary folder, and its suffix."""
+    suffix = ".png" if photo.alpha is not None else ".jpg"
     with tempfile.TemporaryDirectory(prefix="stylize-result-") as folder:
-        suffix = ".png" if photo.alpha is not None else ".jpg"
         path = save_result(photo, rgb, Path(folder) / f"result{suffix}", options.quality,
                            style.pipeline.provenance(options))
-        return path.read_bytes()
+        return path.read_bytes(), suffix
 
 
 def create_app(device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, max_upload_mb: float = 100,
@@ -164,20 +164,18 @@ def create_app(device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, max_u
         key, kept = studio.add(photo.filename or "photo", photo.file.read(studio.max_upload_bytes + 1))
         return {"id": key, "name": kept.name, "width": kept.photo.size[0], "height": kept.photo.size[1]}
 
-    def painted(key: str, style: str, side: int | None, options: Options) -> tuple[Photo, Stylizer, np.ndarray]:
-        stylizer, upload = studio.stylizer(style), studio.upload(key)
-        photo, found = upload.at(side) if side else (upload.photo, None)
-        return photo, stylizer, stylizer.pipeline.run(photo, options, found).rgb
+    def on_screen(key: str, style: str, side: int, options: Options) -> Response:
+        """The photo at most ``side`` long in ``style``, as a quick JPEG for the page."""
+        photo, found = studio.upload(key).at(side)
+        return Response(encode(studio.stylizer(style).pipeline.run(photo, options, found).rgb), media_type="image/jpeg")
 
     @app.get("/api/photos/{key}/thumbnail/{style}")
     def thumbnail(key: str, style: str, options: RenderOptions) -> Response:
-        photo, stylizer, rgb = painted(key, style, THUMBNAIL_SIDE, replace(options, size=THUMBNAIL_SIDE))
-        return Response(encode(rgb), media_type="image/jpeg")
+        return on_screen(key, style, THUMBNAIL_SIDE, replace(options, size=THUMBNAIL_SIDE))
 
     @app.get("/api/photos/{key}/view/{style}")
     def view(key: str, style: str, options: RenderOptions) -> Response:
-        photo, stylizer, rgb = painted(key, style, VIEW_SIDE, options)
-        return Response(encode(rgb), media_type="image/jpeg")
+        return on_screen(key, style, VIEW_SIDE, options)
 
     @app.get("/api/photos/{key}/original")
     def original(key: str) -> Response:
@@ -185,10 +183,9 @@ def create_app(device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, max_u
 
     @app.get("/api/photos/{key}/download/{style}")
     def download(key: str, style: str, options: RenderOptions) -> Response:
-        photo, stylizer, rgb = painted(key, style, None, options)
-        data = jpeg(photo, rgb, stylizer, options)
-        stem, suffix = Path(studio.upload(key).name).stem, ".png" if photo.alpha is not None else ".jpg"
-        name = f"{stem}_{style.replace(':', '-').replace(',', '+')}{suffix}".replace('"', "")
+        stylizer, kept = studio.stylizer(style), studio.upload(key)
+        data, suffix = result_file(kept.photo, stylizer.pipeline.run(kept.photo, options).rgb, stylizer, options)
+        name = f"{Path(kept.name).stem}_{file_label(style)}{suffix}".replace('"', "")
         return Response(data, media_type="image/png" if suffix == ".png" else "image/jpeg",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -11,7 +11,6 @@ pickle. Batch k depends only on (seed, k), so ``resume`` continues exactly.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import sys
@@ -30,8 +29,8 @@ from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN
 from ..errors import StylizeError, UnreadableImageError
 from ..inference import default_dtype, resolve_device, to_tensor, to_uint8
-from ..network import (NORM_PARAMETERS, Architecture, StyleNet, count_parameters, is_trunk, load_rows, load_weights,
-                       mix_rows, rows_on, save_style_row, save_trunk, save_weights)
+from ..network import (NORM_PARAMETERS, Architecture, StyleNet, count_parameters, file_sha256, identity_row, is_trunk,
+                       load_rows, load_weights, mix_rows, rows_on, save_style_row, save_trunk, save_weights)
 from . import losses
 from .data import StepBatches, list_content_images
 from .lossnet import VGGFeatures, load_loss_net
@@ -300,7 +299,7 @@ def load_catalogue(trunk: Path, names: list[str]) -> StyleNet:
     beside the trunk (``trunks/NAME.unshipped/``, for training to go on), else shipped in the weights folder."""
     def row(name: str) -> Path:
         if name == "identity":
-            return trunk.with_suffix(".identity.safetensors")
+            return identity_row(trunk)
         unshipped = trunk.parent / f"{trunk.stem}.unshipped" / f"{name}.safetensors"
         return unshipped if unshipped.is_file() else trunk.parent.parent / f"{name}.safetensors"
 
@@ -382,9 +381,9 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                 parts = objective(output, content, [jitter(cfg.seed, step)], seed=step, styles=styles)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
+        time_used = (time.time() - began) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
         for group in opt.param_groups:
-            group["lr"] = learning_rate(cfg, step, (time.time() - began) / (cfg.max_minutes * 60) if cfg.max_minutes
-                                        else 0.0)
+            group["lr"] = learning_rate(cfg, step, time_used)
         # Adam adapts to the gradient scale, so clipping only damps sudden spikes (which once diverged a run)
         parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         opt.step()
@@ -424,13 +423,13 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
     names, trunk_name, trunk_sha256 = [cfg.name], None, None
     if cfg.trunk:
         trunk, trunk_name = Path(cfg.trunk), Path(cfg.trunk).stem
-        trunk_sha256 = hashlib.sha256(trunk.read_bytes()).hexdigest()
+        trunk_sha256 = file_sha256(trunk)
     elif model.arch.styles > 1:
         names, trunk_name = cfg.style_names, cfg.name
         trunk = weights_dir / "trunks" / f"{cfg.name}.safetensors"
         trunk.parent.mkdir(parents=True, exist_ok=True)
         save_trunk(model, trunk, {"style_names": ",".join(names)})
-        trunk_sha256 = hashlib.sha256(trunk.read_bytes()).hexdigest()
+        trunk_sha256 = file_sha256(trunk)
     else:
         trunk = weights_dir / f"{cfg.name}.safetensors"
         save_weights(model, trunk, {"style": cfg.name})
@@ -446,24 +445,25 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         "final_losses": final_losses,
         "torch": torch.__version__,
     }
+    one_row = replace(model.arch, styles=1)
+    architecture = {**one_row.to_metadata(), "parameters": count_parameters(StyleNet(one_row))}
     for row, name in enumerate(names):
         if trunk_sha256 is None:
             weights = trunk
         elif name == "identity":
-            save_style_row(model, row, trunk.with_suffix(".identity.safetensors"), trunk_sha256)
+            save_style_row(model, row, identity_row(trunk), trunk_sha256)
             continue
         else:
             weights = weights_dir / f"{name}.safetensors"
             save_style_row(model, row, weights, trunk_sha256, {"style": name})
         meta_path = styles_dir / f"{name}.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"name": name}
-        one_row = replace(model.arch, styles=1)
-        meta["architecture"] = {**one_row.to_metadata(), "parameters": count_parameters(StyleNet(one_row))}
-        meta["training"] = training
-        meta.pop("trunk", None), meta.pop("trunk_sha256", None)
+        meta["architecture"], meta["training"] = architecture, training
+        for key in ("trunk", "trunk_sha256"):  # a style retrained as a whole network leaves its catalogue
+            meta.pop(key, None)
         if trunk_sha256 is not None:
             meta.update(trunk=trunk_name, trunk_sha256=trunk_sha256)
-        meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        meta["weights_sha256"] = file_sha256(weights)
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         with torch.no_grad():
             save_rgb(model(portrait, torch.tensor([row])), styles_dir / f"{name}.jpg")
