@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from end_to_end import peak_rss_mb, portrait
+from machine import machine_line
 
 
 def main() -> None:
@@ -27,17 +28,15 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=50)
     parser.add_argument("--megapixels", type=float, default=12)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "torch"])
     args = parser.parse_args()
-
-    import torch
 
     import stylize
     from stylize.batch import run_batch
     from stylize.options import Options
 
-    painter = stylize.Stylizer(args.style, device=args.device)
-    engine = painter.pipeline.engine
-    print(f"device={engine.device} dtype={engine.dtype} threads={torch.get_num_threads()} torch={torch.__version__}")
+    painter = stylize.Stylizer(args.style, device=args.device, engine=args.engine)
+    print(machine_line(painter.engine))
     base = portrait(args.megapixels)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/end_to_end.py --style starry_night --megapixels 1 12 24 --plot benchmarks/end_to_end.png
 
-Prints device, dtype, threads and torch version, then per size: the warm median of
+Prints the CPU, engine, threads and versions, then per size: the warm median of
 --repeats runs (file to file, the style already loaded) at default settings, the
 same with faces off, and the process's peak RSS so far. The seam metric is
 ``seam_score`` along each pasted face's mask (about 1 = no seam).
@@ -28,6 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+
+from machine import machine_line
 
 
 def portrait(megapixels: float) -> np.ndarray:
@@ -111,21 +113,19 @@ def main() -> None:
     parser.add_argument("--full-res-max-mp", type=float, default=12, help="largest size for tiled + baseline runs")
     parser.add_argument("--full-res-repeats", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "torch"])
     parser.add_argument("--plot", type=Path, help="write seconds against megapixels here (PNG)")
     parser.add_argument("--json", type=Path, help="write the raw timings here")
     args = parser.parse_args()
 
-    import torch
-
     import stylize
     from stylize.blending import crop_mask
+    from stylize.engine import installed
     from stylize.image_io import load_photo
-    from stylize.network import Architecture, StyleNet
     from stylize.pipeline import shared_face_finder
 
-    painter = stylize.Stylizer(args.style, device=args.device)
-    engine = painter.pipeline.engine
-    machine = f"device={engine.device} dtype={engine.dtype} threads={torch.get_num_threads()} torch={torch.__version__}"
+    painter = stylize.Stylizer(args.style, device=args.device, engine=args.engine)
+    machine = machine_line(painter.engine)
     print(machine)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,7 +159,13 @@ def main() -> None:
             src = sources[row["megapixels"]]
             row["tiled"] = timed(lambda: painter.to_file(src, Path(tmp) / "tiled.jpg", hd="tiled"),
                                  args.full_res_repeats)
-        reference = StyleNet(Architecture((32, 64, 128))).eval()  # random weights: the same FLOPs as trained ones
+        if not installed("torch"):
+            full_res = []  # the baseline is a torch program
+        else:
+            from stylize.network import StyleNet
+            from stylize.weights import Architecture
+
+            reference = StyleNet(Architecture((32, 64, 128))).eval()  # random weights: trained ones' FLOPs
         for row in full_res:
             src = sources[row["megapixels"]]
             row["baseline"] = timed(lambda: baseline_to_file(reference, src, Path(tmp) / "base.jpg"),

@@ -10,13 +10,14 @@ onnxruntime), given the same painting (``stylize_with``). Shared by ``style_dist
 from __future__ import annotations
 
 import argparse
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 from PIL import Image
+
+from machine import machine_line
 
 if TYPE_CHECKING:
     from stylize.catalogue import Style
@@ -117,7 +118,7 @@ def parse_arguments(doc: str, defaults: dict | None = None, more: Callable | Non
         more(parser)
     parser.set_defaults(**(defaults or {}))
     args = parser.parse_args()
-    print(machine_line(args.device))
+    print(machine_line(f"stylize default on --device {args.device}"))
     return args
 
 
@@ -126,18 +127,6 @@ def print_table(corner: str, columns: list[str], rows: dict[str, list[str]]) -> 
     print("|---|" + "---|" * len(columns))
     for label, cells in rows.items():
         print(f"| {label} | " + " | ".join(cells) + " |")
-
-
-def machine_line(device: str) -> str:
-    import torch
-
-    from stylize.inference import default_dtype, resolve_device
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    dev = resolve_device(device)
-    return (f"# {cpu}, {torch.get_num_threads()} threads, device {dev}, dtype {default_dtype(dev)}, "
-            f"torch {torch.__version__}")
 
 
 def save_output(folder: Path | None, method: str, style: str, photo: str, rgb: np.ndarray) -> None:

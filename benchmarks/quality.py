@@ -44,7 +44,7 @@ def eval_images(size: int) -> dict[str, torch.Tensor]:
     import cv2
     from skimage import data
 
-    from stylize.inference import to_tensor
+    from stylize.engine_torch import to_tensor
 
     images = {}
     for name in EVAL_SET:
@@ -128,8 +128,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from stylize.catalogue import get_style, load_network
-    from stylize.inference import resolve_device
+    from stylize.catalogue import get_style, read_selection
+    from stylize.engine_torch import resolve_device
+    from stylize.network import StyleNet
 
     device = resolve_device(args.device)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
@@ -140,7 +141,7 @@ def main() -> None:
     table = {}
     for style in args.styles:
         objective = objective_for(style, args.style_dir, device)
-        net = load_network(get_style(style)).eval().float().to(device)
+        net = StyleNet.from_weights(read_selection(get_style(style))).float().to(device)
         rows: dict[str, list] = {"network": []}
         for name, photo in images.items():
             targets = objective.content_targets(photo, OFFSETS)

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (BadWeightsError, DeviceError, ImageTooLargeError, OutOfMemoryError, OutputError, StylizeError,
-                     UnknownStyleError, UnreadableImageError)
+from .errors import (BadWeightsError, DeviceError, ImageTooLargeError, MissingExtraError, OutOfMemoryError,
+                     OutputError, StylizeError, UnknownStyleError, UnreadableImageError)
 
 if TYPE_CHECKING:
     from .api import Stylizer, list_styles, stylize
-    from .options import HDStrategy
+    from .options import EngineName, HDStrategy
 
-__all__ = ["Stylizer", "stylize", "list_styles", "HDStrategy", "StylizeError", "UnreadableImageError",
+__all__ = ["Stylizer", "stylize", "list_styles", "HDStrategy", "EngineName", "StylizeError", "UnreadableImageError",
            "ImageTooLargeError", "UnknownStyleError", "BadWeightsError", "OutputError", "DeviceError",
-           "OutOfMemoryError"]
+           "OutOfMemoryError", "MissingExtraError"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,8 +29,8 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
-    if name == "HDStrategy":
-        from .options import HDStrategy
+    if name in ("HDStrategy", "EngineName"):
+        from . import options
 
-        return HDStrategy
+        return getattr(options, name)
     raise AttributeError(f"module 'stylize' has no attribute {name!r}")

@@ -12,7 +12,7 @@ from . import catalogue
 from .errors import StylizeError
 from .faces import FaceCheck
 from .image_io import ImageInput, load_photo, to_photo, to_pil
-from .options import HDStrategy, Options
+from .options import EngineName, HDStrategy, Options
 from .pipeline import Pipeline
 
 
@@ -39,13 +39,20 @@ class Stylizer:
     so results are correct and calls run one at a time per stage.
     """
 
-    def __init__(self, style: str, device: str = "auto") -> None:
+    def __init__(self, style: str, device: str = "auto", engine: EngineName | str = EngineName.AUTO) -> None:
+        """``engine``: auto (onnxruntime on the CPU where the style's graph is installed, else torch), onnxruntime
+        or torch (``stylize[torch]``; the only one with CUDA)."""
         self.style = catalogue.select(style)
-        self.pipeline = Pipeline(self.style, device)
+        self.pipeline = Pipeline(self.style, device, engine)
 
     @property
     def device(self) -> str:
-        return str(self.pipeline.engine.device)
+        return self.pipeline.engine.device
+
+    @property
+    def engine(self) -> str:
+        """What runs the network, for people: "onnxruntime on cpu, float32"."""
+        return self.pipeline.engine.describe()
 
     def __call__(self, image: ImageInput, *, strength: float = Options.strength,
                  face_strength: float | None = Options.face_strength, preserve_colors: bool = Options.preserve_colors,
@@ -76,6 +83,7 @@ class Stylizer:
         return self.pipeline.run_to_file(photo, Path(output), opts)[0]
 
 
-def stylize(image: ImageInput, style: str, *, device: str = "auto", **options: Any) -> Image.Image:
+def stylize(image: ImageInput, style: str, *, device: str = "auto", engine: EngineName | str = EngineName.AUTO,
+            **options: Any) -> Image.Image:
     """One-shot: load ``style``, stylise ``image``. For many images, keep a ``Stylizer``."""
-    return Stylizer(style, device)(image, **options)
+    return Stylizer(style, device, engine)(image, **options)

@@ -22,7 +22,7 @@ from .errors import UnknownStyleError
 from .options import DEFAULT_FACE_STRENGTH
 
 if TYPE_CHECKING:
-    from .network import StyleNet
+    from .weights import Weights
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -62,6 +62,12 @@ class Style:
         trunk = self.metadata.get("trunk")
         return self.weights.parent / "trunks" / f"{trunk}.safetensors" if isinstance(trunk, str) else None
 
+    @property
+    def graph_sha256(self) -> str | None:
+        """The sha256 of the ONNX graph of this style's network, recorded by ``stylize export``."""
+        value = self.metadata.get("graph_sha256")
+        return value if isinstance(value, str) else None
+
 
 @dataclass(frozen=True)
 class Blend:
@@ -85,6 +91,10 @@ class Blend:
     def face_strength(self) -> float:
         total = sum(share for _, share in self.parts)
         return sum(style.face_strength * share for style, share in self.parts) / total
+
+    @property
+    def graph_sha256(self) -> str | None:
+        return self.parts[0][0].graph_sha256
 
     @property
     def metadata(self) -> dict:
@@ -150,14 +160,13 @@ def select(spec: str, root: Path | None = None) -> Style | Blend:
     return Blend(tuple(parts)) if len(parts) > 1 else parts[0][0]
 
 
-def load_network(selection: Style | Blend) -> "StyleNet":
-    """The one-row network that paints ``selection``, from checked files (sha256s from the metadata)."""
-    from .network import load_rows, load_weights, mix_rows
+def read_selection(selection: Style | Blend) -> "Weights":
+    """The checked weights that paint ``selection``, as one row (sha256s from the metadata; a blend's rows mixed)."""
+    from .weights import mix_rows, read_network, read_rows
 
     parts = selection.parts if isinstance(selection, Blend) else ((selection, 1.0),)
     first = parts[0][0]
     if first.trunk is None:
-        return load_weights(first.weights, first.metadata.get("weights_sha256"))
+        return read_network(first.weights, first.metadata.get("weights_sha256"))
     rows = [(style.weights, style.metadata.get("weights_sha256")) for style, _ in parts]
-    network = load_rows(first.trunk, rows, first.metadata.get("trunk_sha256"))
-    return mix_rows(network, [share for _, share in parts])
+    return mix_rows(read_rows(first.trunk, rows, first.metadata.get("trunk_sha256")), [share for _, share in parts])

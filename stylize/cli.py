@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, TypeVar
 import typer
 
 from .errors import StylizeError
-from .options import HDStrategy, Options
+from .options import EngineName, HDStrategy, Options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Repaint photos in an artistic style, with faces kept recognisable.")
@@ -50,6 +50,8 @@ SizeOpt = typer.Option(Options.size, help="Working size: long side in pixels (64
 HDOpt = typer.Option(Options.hd, help="resize: working size + edge-aware upsampling; "
                      "tiled: full resolution in tiles; original: one full-resolution pass.")
 DeviceOpt = typer.Option("auto", help="auto (CUDA if present), cpu or cuda[:N].")
+EngineOpt = typer.Option(EngineName.AUTO.value, help="auto (onnxruntime on the CPU where the style's graph is "
+                         "installed, else torch), onnxruntime, or torch (stylize[torch]; the only one with CUDA).")
 QualityOpt = typer.Option(Options.quality, help="JPEG/WebP quality (1-100).")
 CheckOpt = typer.Option(Options.check, "--check/--no-check",
                         help="Look for each face again on the result and warn when one may be lost.")
@@ -77,7 +79,8 @@ def photo(
     strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt,
     preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
-    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
+    engine: EngineName = EngineOpt, quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
+    provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,
 ) -> None:
     """Stylise one photo."""
@@ -91,9 +94,9 @@ def photo(
     output = output or source.with_name(f"{source.stem}_{file_label(style)}{ext}")
     began = time.perf_counter()
     photo_in = load_photo(source, options.max_pixels)
-    stylizer = Stylizer(style, device)
+    stylizer = Stylizer(style, device, engine)
     written, face_checks = stylizer.pipeline.run_to_file(photo_in, output, options)
-    typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.device})")
+    typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.engine})")
     warning = stylizer.pipeline.lost_faces_warning(face_checks, str(written), options)
     if warning:
         typer.echo(f"warning: {warning}", err=True)
@@ -111,7 +114,8 @@ def batch(
     strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt,
     preserve_colors: bool = PreserveOpt,
     faces: bool = FacesOpt, size: int = SizeOpt, hd: HDStrategy = HDOpt, device: str = DeviceOpt,
-    quality: int = QualityOpt, max_megapixels: float = MaxMPOpt, provenance: bool = ProvenanceOpt,
+    engine: EngineName = EngineOpt, quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
+    provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,
 ) -> None:
     """Stylise every photo in a folder; bad files are reported and skipped, the rest go on."""
@@ -126,7 +130,7 @@ def batch(
     jobs = plan_jobs(in_dir, out_dir, recursive, suffix)
     if not jobs:
         raise StylizeError(f"{in_dir}: no photos found" + ("" if recursive else " (try --recursive)"))
-    stylizer = Stylizer(style, device)
+    stylizer = Stylizer(style, device, engine)
     began = time.perf_counter()
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
@@ -174,7 +178,8 @@ def styles() -> None:
 def preview(
     source: Path = typer.Argument(..., help="Photo to show in every style."),
     out_dir: Path = typer.Option(Path("out"), "--out-dir", "-o", help="Folder for the results and the sheet."),
-    faces: bool = FacesOpt, size: int = SizeOpt, device: str = DeviceOpt, provenance: bool = ProvenanceOpt,
+    faces: bool = FacesOpt, size: int = SizeOpt, device: str = DeviceOpt, engine: EngineName = EngineOpt,
+    provenance: bool = ProvenanceOpt,
 ) -> None:
     """Stylise SOURCE in every shipped style and write a contact sheet."""
     from PIL import Image
@@ -194,7 +199,7 @@ def preview(
     began = time.perf_counter()
     found = shared_face_finder().find(photo_in.rgb) if faces else []  # once, not once per style
     for style in catalogue:
-        pipeline = Stylizer(style.name, device).pipeline
+        pipeline = Stylizer(style.name, device, engine).pipeline
         result = pipeline.run(photo_in, options, found).rgb
         target = save_result(photo_in, result, out_dir / f"{source.stem}_{style.name}.jpg",
                              xmp=pipeline.provenance(options))
@@ -203,6 +208,23 @@ def preview(
     typer.echo(f"{len(catalogue)} styles in {time.perf_counter() - began:.1f}s")
     sheet = save_image(contact_sheet(shown), out_dir / f"{source.stem}_contact_sheet.jpg")
     typer.echo(f"{sheet}")
+
+
+@app.command()
+@user_errors
+def export() -> None:
+    """Write the ONNX graph of every installed style's network beside its weights (for the onnxruntime engine).
+    Needs stylize[torch]; run it after training or replacing weights."""
+    from .engine import installed
+
+    if not (installed("torch") and installed("onnx")):
+        from .errors import MissingExtraError
+
+        raise MissingExtraError("export needs torch and onnx: pip install 'stylize[torch]'")
+    from .export import export_catalogue
+
+    for path, styles in export_catalogue():
+        typer.echo(f"{path} ({', '.join(style.name for style in styles)})")
 
 
 #: Host names that reach only this machine.

@@ -37,3 +37,7 @@ class DeviceError(StylizeError):
 
 class OutOfMemoryError(StylizeError):
     """The photo needs more memory than the device has at these settings (one photo; a batch goes on)."""
+
+
+class MissingExtraError(StylizeError):
+    """A feature needs a part of stylize that is not installed; the message names what to install."""

@@ -27,6 +27,13 @@ class HDStrategy(str, enum.Enum):
     ORIGINAL = "original"
 
 
+class EngineName(str, enum.Enum):
+    """What runs the network (a pipeline's choice, beside the device; see ``stylize.engine.open_engine``)."""
+
+    AUTO = "auto"
+    ONNXRUNTIME = "onnxruntime"
+    TORCH = "torch"
+
 
 #: How strongly faces are painted (0: the photo's face, 1: fully stylised) where the style's metadata
 #: (``face_strength`` in styles/NAME.json) does not say: chosen with the face benchmark.

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Sequence
 import cv2
 import numpy as np
 
-from .catalogue import Blend, Style, load_network
+from .catalogue import Blend, Style, read_selection
+from .engine import open_engine
 from .image_io import Photo, save_image, to_pil
-from .inference import Engine, joint_bilateral_upsample, resize_long_side
-from .options import DEFAULT_QUALITY, HDStrategy, Options
+from .upsampling import joint_bilateral_upsample, resize_long_side
+from .options import DEFAULT_QUALITY, EngineName, HDStrategy, Options
 
 if TYPE_CHECKING:
     from .faces import Face, FaceCheck, FaceFinder
@@ -63,9 +64,9 @@ class Rendering:
 class Pipeline:
     """A loaded style ready to repaint photos; safe to share between threads."""
 
-    def __init__(self, style: Style | Blend, device: str = "auto") -> None:
+    def __init__(self, style: Style | Blend, device: str = "auto", engine: EngineName | str = EngineName.AUTO) -> None:
         self.style = style
-        self.engine = Engine(load_network(style), device)
+        self.engine = open_engine(read_selection(style), device, engine, style.graph_sha256)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
     def run(self, photo: Photo, options: Options = Options(), found: Sequence["Face"] | None = None) -> Rendering:

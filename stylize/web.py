@@ -27,7 +27,7 @@ from .api import Stylizer, make_options
 from .catalogue import file_label, list_styles
 from .errors import ImageTooLargeError, StylizeError, UnknownStyleError
 from .image_io import Photo, load_photo, to_pil
-from .inference import resize_long_side
+from .upsampling import resize_long_side
 from .options import DEFAULT_MAX_PIXELS, Options
 from .pipeline import save_result, shared_face_finder
 

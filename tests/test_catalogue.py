@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -10,33 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import stylize
-from stylize.network import Architecture, StyleNet, save_style_row, save_trunk, save_weights
+from conftest import install_catalogue_rows, install_shipped_style, tampered
 
 
 @pytest.fixture()
 def rows_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``warm`` and ``cool``: two rows of one trunk (random, distinct); ``solo``: a whole network of its own."""
-    torch.manual_seed(5)
-    model = StyleNet(Architecture((8, 16, 32), 1, styles=2))
-    with torch.no_grad():
-        model.to_rgb[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0]))
-        model.decoder[1].norm.bias.normal_(0.0, 1.0)  # the rows paint visibly differently
-    trunk = tmp_path / "weights" / "trunks" / "cat.safetensors"
-    trunk.parent.mkdir(parents=True)
-    save_trunk(model, trunk)
-    digest = hashlib.sha256(trunk.read_bytes()).hexdigest()
-    (tmp_path / "styles").mkdir()
-    for row, name in enumerate(["warm", "cool"]):
-        save_style_row(model, row, tmp_path / "weights" / f"{name}.safetensors", digest)
-        sha = hashlib.sha256((tmp_path / "weights" / f"{name}.safetensors").read_bytes()).hexdigest()
-        meta = {"title": name.title(), "artist": "pytest", "trunk": "cat", "trunk_sha256": digest,
-                "weights_sha256": sha, "licence": "CC0"}
-        (tmp_path / "styles" / f"{name}.json").write_text(json.dumps(meta))
-    save_weights(StyleNet(Architecture((8, 8, 8), 1)), tmp_path / "weights" / "solo.safetensors")
-    (tmp_path / "styles" / "solo.json").write_text(json.dumps({"title": "Solo"}))
+    """``warm`` and ``cool``: two rows of the shipped catalogue trunk (two paintings); ``solo``: a network of its own."""
+    install_catalogue_rows(tmp_path, {"warm": "the_kiss", "cool": "impression_sunrise"})
+    for name in ("warm", "cool"):
+        meta_path = tmp_path / "styles" / f"{name}.json"
+        meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "licence": "CC0"}))
+    install_shipped_style(tmp_path, "starry_night", "solo", title="Solo")
     monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
     return tmp_path
 
@@ -64,8 +49,8 @@ def test_bad_blends_are_clear_errors(rows_catalogue: Path, spec: str, message: s
 
 
 def test_a_replaced_trunk_is_refused(rows_catalogue: Path) -> None:
-    trunk = rows_catalogue / "weights" / "trunks" / "cat.safetensors"
-    save_trunk(StyleNet(Architecture((8, 16, 32), 1, styles=2)), trunk)
+    trunk = rows_catalogue / "weights" / "trunks" / "catalogue.safetensors"
+    tampered(trunk, lambda t: t.__setitem__("to_rgb.1.bias", t["to_rgb.1.bias"] + 1)).replace(trunk)  # still valid
     with pytest.raises(stylize.BadWeightsError, match="sha256"):
         stylize.Stylizer("warm", device="cpu")
 

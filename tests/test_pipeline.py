@@ -11,18 +11,18 @@ import pytest
 from PIL import Image
 
 import stylize
-from conftest import TEST_STYLE
+from conftest import ENGINES, HAS_TORCH, TEST_STYLE, needs_torch
 
 
-@pytest.fixture()
-def painter(catalogue: Path) -> stylize.Stylizer:
-    return stylize.Stylizer(TEST_STYLE, device="cpu")
+@pytest.fixture(params=ENGINES)
+def painter(catalogue: Path, request: pytest.FixtureRequest) -> stylize.Stylizer:
+    return stylize.Stylizer(TEST_STYLE, device="cpu", engine=request.param)
 
 
 def test_list_styles_reads_the_catalogue(catalogue: Path) -> None:
     styles = stylize.list_styles()
     assert [s.name for s in styles] == [TEST_STYLE]
-    assert styles[0].title == "Random test style"
+    assert styles[0].title == "Test style"
 
 
 def test_stylised_output_differs_and_keeps_size(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
@@ -114,7 +114,7 @@ def test_bad_options_and_styles_are_stylize_errors(painter: stylize.Stylizer, as
 
 
 def test_one_shot_equals_stylizer(painter: stylize.Stylizer, astronaut: np.ndarray, catalogue: Path) -> None:
-    once = stylize.stylize(astronaut, TEST_STYLE, device="cpu", faces=False)
+    once = stylize.stylize(astronaut, TEST_STYLE, device="cpu", engine=painter.pipeline.engine.name, faces=False)
     assert np.array_equal(np.asarray(once), np.asarray(painter(astronaut, faces=False)))
 
 
@@ -136,7 +136,7 @@ def test_threads_share_one_stylizer(painter: stylize.Stylizer, astronaut: np.nda
     assert len(results) == 6
 
 
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.skipif(not HAS_TORCH or not __import__("torch").cuda.is_available(), reason="no CUDA device here")
 def test_cuda_matches_cpu(catalogue: Path, astronaut: np.ndarray) -> None:
     cpu = np.asarray(stylize.stylize(astronaut, TEST_STYLE, device="cpu", faces=False), np.float64)
     gpu = np.asarray(stylize.stylize(astronaut, TEST_STYLE, device="cuda", faces=False), np.float64)
@@ -144,10 +144,11 @@ def test_cuda_matches_cpu(catalogue: Path, astronaut: np.ndarray) -> None:
     assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 30  # fp16 on the GPU vs fp32 on the CPU
 
 
+@needs_torch
 def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from stylize.inference import default_dtype, resolve_device
+    from stylize.engine_torch import default_dtype, resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto").type == "cpu"
@@ -158,10 +159,11 @@ def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) 
     assert default_dtype(torch.device("cuda")) == torch.float16
 
 
+@needs_torch
 def test_cuda_index_beyond_the_machine_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from stylize.inference import resolve_device
+    from stylize.engine_torch import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -170,22 +172,29 @@ def test_cuda_index_beyond_the_machine_is_a_device_error(monkeypatch: pytest.Mon
         resolve_device("cuda:2")
 
 
-def test_out_of_memory_is_one_photos_error_and_a_batch_goes_on(catalogue: Path, tmp_path: Path,
+#: How each engine's allocator fails (torch's CPU allocator; onnxruntime's arena)
+ALLOCATION_FAILURES = {
+    "torch": RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory"),
+    "onnxruntime": Exception("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while "
+                             "running Conv node. Failed to allocate memory for requested buffer of size 123"),
+}
+
+
+def test_out_of_memory_is_one_photos_error_and_a_batch_goes_on(painter: stylize.Stylizer, tmp_path: Path,
                                                                astronaut: np.ndarray,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from stylize.batch import run_batch
     from stylize.options import Options
 
-    painter = stylize.Stylizer(TEST_STYLE, device="cpu")
-    model = painter.pipeline.engine.model
-    real_forward = model.forward
+    engine = painter.pipeline.engine
+    real_paint = engine._paint
 
-    def forward(x):  # noqa: ANN001, ANN202 -- fails like torch's CPU allocator above 300x300 pixels
-        if x.shape[2] * x.shape[3] > 300 * 300:
-            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
-        return real_forward(x)
+    def paint(rgb, stats):  # noqa: ANN001, ANN202 -- fails like the engine's allocator above 300x300 pixels
+        if rgb.shape[0] * rgb.shape[1] > 300 * 300:
+            raise ALLOCATION_FAILURES[engine.name]
+        return real_paint(rgb, stats)
 
-    monkeypatch.setattr(model, "forward", forward)
+    monkeypatch.setattr(engine, "_paint", paint)
     with pytest.raises(stylize.OutOfMemoryError, match="--hd"):
         painter(astronaut, hd="original", faces=False)
     for name, side in (("big.png", 512), ("small.png", 128)):
@@ -195,5 +204,5 @@ def test_out_of_memory_is_one_photos_error_and_a_batch_goes_on(catalogue: Path, 
     assert [s.name for s, _ in report.failed] == ["big.png"] and "out of memory" in report.failed[0][1]
     assert report.written == [tmp_path / "out" / "small.png"]
     with pytest.raises(RuntimeError, match="other"):  # other errors are not disguised as memory
-        monkeypatch.setattr(model, "forward", lambda x: (_ for _ in ()).throw(RuntimeError("other")))
+        monkeypatch.setattr(engine, "_paint", lambda rgb, stats: (_ for _ in ()).throw(RuntimeError("other")))
         painter(astronaut, faces=False)

@@ -35,7 +35,7 @@ def test_outputs_carry_provenance_in_every_format(catalogue: Path, portrait_file
     fields = provenance_of(out)
     assert fields["DigitalSourceType"] == DIGITAL_SOURCE_TYPE
     assert fields["CreatorTool"].startswith("stylize")
-    assert fields["Style"] == TEST_STYLE and fields["StyleTitle"] == "Random test style"
+    assert fields["Style"] == TEST_STYLE and fields["StyleTitle"] == "Test style"
     assert fields["StyleArtist"] == "pytest" and "pytest" in fields["description"]
     options = json.loads(fields["Options"])
     assert options["strength"] == 0.7 and options["faces"] is False and options["size"] == 128

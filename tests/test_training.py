@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from stylize.network import load_weights
-from stylize.training import lossnet, train as train_module
-from stylize.training.losses import STYLE_LAYERS, SlicedDistribution, random_directions, relative_sq_error
-from stylize.training.train import TrainConfig, checkpoint_config, train
+torch = pytest.importorskip("torch", reason="training needs torch (pip install 'stylize[torch]')")
+
+from stylize.network import load_weights  # noqa: E402
+from stylize.training import lossnet, train as train_module  # noqa: E402
+from stylize.training.losses import STYLE_LAYERS, SlicedDistribution, random_directions, relative_sq_error  # noqa: E402
+from stylize.training.train import TrainConfig, checkpoint_config, train  # noqa: E402
 
 
 @pytest.fixture()
@@ -233,7 +234,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     import subprocess
     import sys
 
-    from stylize.network import Architecture, StyleNet, save_weights
+    from stylize.network import StyleNet, save_weights
+    from stylize.weights import Architecture
 
     content, style = make_data(tmp_path, astronaut)
     args = ["train", str(style), "--name", "mistake", "--content-dir", str(content), "--steps", "1",
@@ -270,8 +272,9 @@ def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
     import hashlib
     import json
 
-    from stylize.catalogue import load_network, select
-    from stylize.network import NORM_PARAMETERS, load_rows, rows_on
+    from stylize.catalogue import read_selection, select
+    from stylize.network import StyleNet, load_rows
+    from stylize.weights import NORM_PARAMETERS, rows_on
 
     content, stripes = make_data(tmp_path, astronaut)
     cfg = config(tmp_path, content, stripes, steps=6)
@@ -300,8 +303,8 @@ def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
     assert torch.equal(train_module.build_model(new).encoder[0].norm.weight, before["encoder.0.norm.weight"])
     # the catalogue's styles blend; the new one too
     x = torch.rand(1, 3, 32, 32)
-    dots, fresh = (load_network(select(name, tmp_path)) for name in ("dots", "fresh"))
-    half = load_network(select("dots:1,fresh:1", tmp_path))
+    dots, fresh = (StyleNet.from_weights(read_selection(select(name, tmp_path))) for name in ("dots", "fresh"))
+    half = StyleNet.from_weights(read_selection(select("dots:1,fresh:1", tmp_path)))
     with torch.no_grad():
         assert torch.allclose(half.encoder[0].norm.weight, (dots.encoder[0].norm.weight
                                                              + fresh.encoder[0].norm.weight) / 2, atol=1e-6)

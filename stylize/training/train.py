@@ -28,9 +28,10 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN
 from ..errors import StylizeError, UnreadableImageError
-from ..inference import default_dtype, resolve_device, to_tensor, to_uint8
-from ..network import (NORM_PARAMETERS, Architecture, StyleNet, count_parameters, file_sha256, identity_row, is_trunk,
-                       load_rows, load_weights, mix_rows, rows_on, save_style_row, save_trunk, save_weights)
+from ..engine_torch import default_dtype, resolve_device, to_tensor, to_uint8
+from ..network import StyleNet, count_parameters, load_rows, load_weights, save_style_row, save_trunk, save_weights
+from ..weights import (NORM_PARAMETERS, Architecture, file_sha256, identity_row, is_trunk, mix_rows, read_rows,
+                       rows_on)
 from . import losses
 from .data import StepBatches, list_content_images
 from .lossnet import VGGFeatures, load_loss_net
@@ -279,7 +280,8 @@ def build_model(cfg: TrainConfig) -> StyleNet:
         if not rows:
             raise StylizeError(f"--trunk {trunk}: no styles made for it in {trunk.parent.parent}")
         # the row starts as --init's (a style trained on), else as the catalogue's average style
-        model = mix_rows(load_rows(trunk, [(path, None) for path in rows]), [1.0] * len(rows)).train()
+        model = StyleNet.from_weights(mix_rows(read_rows(trunk, [(path, None) for path in rows]), [1.0] * len(rows)))
+        model.train()
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name.endswith(NORM_PARAMETERS))
         return model
