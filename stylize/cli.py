@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, TypeVar
 
 import typer
 
-from .errors import StylizeError
+from .errors import MissingExtraError, StylizeError
 from .options import EngineName, HDStrategy, Options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -218,8 +218,6 @@ def export() -> None:
     from .engine import installed
 
     if not (installed("torch") and installed("onnx")):
-        from .errors import MissingExtraError
-
         raise MissingExtraError("export needs torch and onnx: pip install 'stylize[torch]'")
     from .export import export_catalogue
 
@@ -299,9 +297,13 @@ def train(
     export_to: Path = typer.Option(Path("."), help="Write DIR/weights/NAME.safetensors and DIR/styles/NAME.json "
                                    "(another folder keeps a candidate apart from the shipped style)."),
 ) -> None:
-    """Train a style network with perceptual losses (checkpointed, resumable)."""
+    """Train a style network with perceptual losses (checkpointed, resumable). Needs stylize[torch]."""
     from dataclasses import replace
 
+    from .engine import installed
+
+    if not (installed("torch") and installed("h5py")):
+        raise MissingExtraError("training needs torch and h5py: pip install 'stylize[torch]'")
     from .training.train import TrainConfig, checkpoint_config, train as run_training
 
     how = dict(device=device, workers=workers, cache_content=cache_content, max_minutes=max_minutes,

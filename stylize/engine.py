@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 import threading
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import DeviceError, MissingExtraError, OutOfMemoryError
+from .errors import BadWeightsError, DeviceError, MissingExtraError, OutOfMemoryError
 from .options import EngineName
 
 if TYPE_CHECKING:
@@ -114,8 +116,9 @@ def installed(module: str) -> bool:
 
 
 def cuda_available() -> bool:
-    """CUDA through torch (only ``stylize[torch]`` has a CUDA path); False without torch, without importing it."""
-    if not installed("torch"):
+    """CUDA through torch (only ``stylize[torch]`` has a CUDA path). Without torch, or on Linux without NVIDIA's
+    driver loaded, False without importing torch (a second and 500 MB a CLI run would pay for nothing)."""
+    if not installed("torch") or (sys.platform == "linux" and not Path("/proc/driver/nvidia").exists()):
         return False
     import torch
 
@@ -144,8 +147,9 @@ def open_engine(weights: "Weights", device: str = "auto", engine: EngineName | s
     if reason is None:
         return OnnxEngine(weights, graph_path(weights.source))
     if engine is EngineName.AUTO and installed("torch"):
-        return _torch_engine(weights, "cpu")
-    raise MissingExtraError(f"{reason}; run `stylize export` (it needs torch: pip install 'stylize[torch]')")
+        return _torch_engine(weights, "cpu")  # e.g. freshly trained weights, not exported yet
+    error = BadWeightsError if graph_path(weights.source).is_file() else MissingExtraError
+    raise error(f"{reason}; run `stylize export` (it needs torch: pip install 'stylize[torch]')")
 
 
 def _torch_engine(weights: "Weights", device: str) -> Engine:

@@ -41,6 +41,17 @@ def stale_graph_reason(weights: Weights, graph_sha256: str | None = None) -> str
         return "onnxruntime is not installed"
     if graph_sha256 is not None and file_sha256(path) != graph_sha256:
         return f"{path}: sha256 differs from the one recorded for this style"
+    return _mismatch(_session(path), weights, path)
+
+
+def _mismatch(session, weights: Weights, path: Path) -> str | None:  # noqa: ANN001  (an InferenceSession)
+    """Why the graph in ``session`` is not the one of ``weights`` (None when it is)."""
+    recorded = session.get_modelmeta().custom_metadata_map
+    if recorded.get("graph_format") != GRAPH_FORMAT or recorded.get("source_sha256") != weights.source_sha256:
+        return f"{path} was exported from other weights than {weights.source} (or by another version)"
+    names = (tuple(i.name for i in session.get_inputs()), tuple(o.name for o in session.get_outputs()))
+    if names != (INPUTS, OUTPUTS):
+        return f"{path}: graph inputs/outputs {names}, expected {(INPUTS, OUTPUTS)}"
     return None
 
 
@@ -53,6 +64,8 @@ def _session(path: Path):  # noqa: ANN202
         if key not in _SESSIONS:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # idle workers sleep instead of spinning: decoding, detection and encoding share the cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 _SESSIONS[key] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime's own exception types
@@ -69,13 +82,9 @@ class OnnxEngine(Engine):
         if weights.arch.styles != 1:
             raise ValueError("an engine paints one style: mix the rows first (stylize.weights.mix_rows)")
         self.session = _session(path)
-        recorded = self.session.get_modelmeta().custom_metadata_map
-        if recorded.get("graph_format") != GRAPH_FORMAT or recorded.get("source_sha256") != weights.source_sha256:
-            raise BadWeightsError(f"{path} was exported from other weights than {weights.source} (or by another "
-                                  "version); run `stylize export` again")
-        names = (tuple(i.name for i in self.session.get_inputs()), tuple(o.name for o in self.session.get_outputs()))
-        if names != (INPUTS, OUTPUTS):
-            raise BadWeightsError(f"{path}: graph inputs/outputs {names}, expected {(INPUTS, OUTPUTS)}")
+        mismatch = _mismatch(self.session, weights, path)
+        if mismatch:
+            raise BadWeightsError(f"{mismatch}; run `stylize export` again")
         self.rows = weights.norm_rows()[0]
         self._no_stats = np.zeros_like(self.rows)
 

@@ -20,8 +20,9 @@ from torch import nn
 
 from .atomic import atomic_path
 from .catalogue import Style, catalogue_root, list_styles, read_selection
-from .engine_onnx import GRAPH_FORMAT, INPUTS, OUTPUTS, graph_path
+from .engine_onnx import GRAPH_FORMAT, INPUTS, OUTPUTS, graph_path, stale_graph_reason
 from .network import NormPass, StyleNet
+from .errors import BadWeightsError
 from .weights import NORM_PARAMETERS, Weights, file_sha256
 
 OPSET = 17
@@ -90,19 +91,28 @@ def export(weights: Weights) -> tuple[Path, str]:
     return path, file_sha256(path)
 
 
+def _is_current(weights: Weights) -> bool:
+    try:
+        return stale_graph_reason(weights) is None
+    except BadWeightsError:  # a damaged graph is replaced
+        return False
+
+
 def export_catalogue(root: Path | None = None) -> list[tuple[Path, list[Style]]]:
-    """A graph for every installed style's network, and its sha256 recorded in each style's metadata file.
-    Returns each graph written with the styles it paints."""
+    """A current graph for every installed style's network (a graph already current is kept as it is), and its
+    sha256 recorded in each style's metadata file. Returns each graph with the styles it paints."""
     by_source: dict[Path, tuple[Weights, list[Style]]] = {}
     for style in list_styles(root):
         weights = read_selection(style)
         by_source.setdefault(weights.source, (weights, []))[1].append(style)
     written = []
     for weights, styles in by_source.values():
-        path, digest = export(weights)
+        path = graph_path(weights.source)
+        path, digest = (path, file_sha256(path)) if _is_current(weights) else export(weights)
         for style in styles:
             meta_path = (root or catalogue_root()) / "styles" / f"{style.name}.json"
             with atomic_path(meta_path) as tmp:
-                tmp.write_text(json.dumps({**style.metadata, "graph_sha256": digest}, indent=2) + "\n")
+                tmp.write_text(json.dumps({**style.metadata, "graph_sha256": digest}, indent=2,
+                                          ensure_ascii=False) + "\n")
         written.append((path, styles))
     return written

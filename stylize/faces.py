@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 import sys
 import threading
@@ -20,6 +21,8 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+
+from .errors import MissingExtraError
 
 #: Side of the aligned face crop, in pixels.
 CROP_SIZE = 512
@@ -167,6 +170,9 @@ class FaceFinder:
     """MediaPipe detection + mesh. MediaPipe graphs are not thread-safe, so calls are serialised."""
 
     def __init__(self, min_score: float = 0.5, max_faces: int = 20) -> None:
+        if importlib.util.find_spec("mediapipe") is None:
+            raise MissingExtraError("finding faces needs MediaPipe: pip install --no-deps mediapipe==0.10.21 (its "
+                                    "jax dependency is not used), or stylise without faces (--no-faces)")
         with quiet_stderr():  # MediaPipe's C++ start-up logging is noise to a user
             import mediapipe as mp
 

@@ -24,7 +24,7 @@ def _taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def joint_bilateral_upsample(low: np.ndarray, guide: np.ndarray, sigma: float = 0.06,
-                             edge_threshold: float = 0.03, strip_rows: int = 256) -> np.ndarray:
+                             edge_threshold: float = 0.05, strip_rows: int = 256) -> np.ndarray:
     """Upsample stylised ``low`` to the size of the photo ``guide``, snapping edges to the photo's.
 
     Each output pixel mixes its four nearest low-resolution samples with bilinear

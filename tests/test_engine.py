@@ -97,9 +97,11 @@ def test_a_graph_of_other_weights_is_refused(tmp_path: Path) -> None:
     graph = tmp_path / "weights" / "wave.onnx"
     graph.write_bytes((PROJECT / "weights" / "starry_night.onnx").read_bytes())  # same shapes, other weights
     weights = read_selection(select("wave", tmp_path))
-    with pytest.raises(stylize.BadWeightsError, match="other weights"):
+    with pytest.raises(stylize.BadWeightsError, match="other weights.*stylize export"):
         open_engine(weights, "cpu", "onnxruntime")
-    with pytest.raises(stylize.MissingExtraError, match="sha256"):  # the style records another graph
+    with pytest.raises(stylize.BadWeightsError, match="other weights"):
+        OnnxEngine(weights, graph)
+    with pytest.raises(stylize.BadWeightsError, match="sha256"):  # the style records another graph
         open_engine(weights, "cpu", "onnxruntime", select("wave", tmp_path).graph_sha256)
     graph.write_bytes(b"not a graph")
     with pytest.raises(stylize.BadWeightsError, match="not a valid ONNX graph"):
@@ -120,9 +122,23 @@ def test_without_torch_a_missing_graph_names_the_extra(tmp_path: Path, monkeypat
 
 
 @needs_torch
-def test_with_torch_a_missing_graph_falls_back_to_it(tmp_path: Path) -> None:
+def test_with_torch_a_missing_or_stale_graph_falls_back_to_it(tmp_path: Path) -> None:
     weights = read_network(random_weights(tmp_path / "new.safetensors"))
     assert open_engine(weights, "cpu").name == "torch"
+    (tmp_path / "new.onnx").write_bytes((PROJECT / "weights" / "starry_night.onnx").read_bytes())
+    assert open_engine(weights, "cpu").name == "torch"  # another network's graph: torch until exported again
+
+
+def test_commands_that_need_torch_name_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from stylize.cli import app
+
+    monkeypatch.setattr(engine_module, "installed", lambda module: module != "torch")
+    runner = CliRunner()
+    for args in (["export"], ["train", str(tmp_path / "p.jpg"), "--name", "x", "--content-dir", str(tmp_path)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "pip install 'stylize[torch]'" in result.output, result.output
 
 
 def test_the_light_path_never_imports_torch(tmp_path: Path, portrait_file: Path) -> None:

@@ -469,4 +469,8 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         with torch.no_grad():
             save_rgb(model(portrait, torch.tensor([row])), styles_dir / f"{name}.jpg")
+    if styles_dir.parent == weights_dir.parent:  # a catalogue: its graphs for the onnxruntime engine, made current
+        from ..export import export_catalogue
+
+        export_catalogue(weights_dir.parent)
     return weights if len(names) == 1 else trunk
