@@ -22,6 +22,7 @@ import json
 import resource
 import statistics
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(results[0]["machine"], fontsize=8)
+    ax.set_title("\n".join(textwrap.wrap(results[0]["machine"].lstrip("# "), 100)), fontsize=6)
     fig.tight_layout()
     fig.savefig(path)
 

@@ -47,7 +47,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    print(machine_line(f"torch on {device} ({str(default_dtype(device)).removeprefix('torch.')}) and onnxruntime on cpu"))
+    dtype_name = str(default_dtype(device)).removeprefix("torch.")
+    print(machine_line(f"torch on {device} ({dtype_name}) and onnxruntime on cpu"))
     rng = np.random.default_rng(0)
     print("| widths | size | GFLOP | engine | median s | GFLOP/s |")
     print("|---|---|---|---|---|---|")
@@ -57,7 +58,7 @@ def main() -> None:
             path = Path(tmp) / f"net_{widths.replace(',', '_')}.safetensors"
             save_weights(StyleNet(arch), path)
             weights = read_network(path)
-            engines = {f"torch {str(default_dtype(device)).removeprefix('torch.')}": TorchEngine(weights, str(device)),
+            engines = {f"torch {dtype_name}": TorchEngine(weights, str(device)),
                        "torch float32": TorchEngine(weights, str(device), torch.float32)}
             if device.type == "cpu":
                 engines["onnxruntime float32"] = OnnxEngine(weights, export(weights)[0])

@@ -16,7 +16,7 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,8 @@ from .options import EngineName
 if TYPE_CHECKING:
     from .weights import Weights
 
+
+Result = TypeVar("Result")
 
 #: The network halves the image twice: sides are padded to multiples of this.
 DOWNSAMPLING = 4
@@ -71,7 +73,7 @@ class Engine(ABC):
         painted, measured = self._paint(np.ascontiguousarray(rgb), stats)
         return painted[:h, :w], measured
 
-    def _guarded(self, pixels: int, run):  # noqa: ANN001, ANN202
+    def _guarded(self, pixels: int, run: Callable[[], Result]) -> Result:
         """Out of memory on one photo is that photo's error, with the option that helps, not a crash."""
         try:
             with self._lock:

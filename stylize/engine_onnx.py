@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,12 +19,15 @@ from .engine import Engine, installed
 from .errors import BadWeightsError
 from .weights import Weights, file_sha256
 
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
 #: What a graph's inputs and outputs are called, and the version of that contract.
 GRAPH_FORMAT = "1"
 INPUTS = ("image", "norm_rows", "stats", "replay")
 OUTPUTS = ("painted", "measured")
 
-_SESSIONS: dict[tuple[Path, str], object] = {}
+_SESSIONS: dict[tuple[Path, str], "InferenceSession"] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -44,7 +48,7 @@ def stale_graph_reason(weights: Weights, graph_sha256: str | None = None) -> str
     return _mismatch(_session(path), weights, path)
 
 
-def _mismatch(session, weights: Weights, path: Path) -> str | None:  # noqa: ANN001  (an InferenceSession)
+def _mismatch(session: "InferenceSession", weights: Weights, path: Path) -> str | None:
     """Why the graph in ``session`` is not the one of ``weights`` (None when it is)."""
     recorded = session.get_modelmeta().custom_metadata_map
     if recorded.get("graph_format") != GRAPH_FORMAT or recorded.get("source_sha256") != weights.source_sha256:
@@ -55,7 +59,7 @@ def _mismatch(session, weights: Weights, path: Path) -> str | None:  # noqa: ANN
     return None
 
 
-def _session(path: Path):  # noqa: ANN202
+def _session(path: Path) -> "InferenceSession":
     """One onnxruntime session per graph file and content (sessions are thread-safe to run)."""
     import onnxruntime as ort
 

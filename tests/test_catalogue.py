@@ -16,7 +16,7 @@ from conftest import install_catalogue_rows, install_shipped_style, tampered
 
 @pytest.fixture()
 def rows_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``warm`` and ``cool``: two rows of the shipped catalogue trunk (two paintings); ``solo``: a network of its own."""
+    """``warm`` and ``cool``: two rows of the shipped catalogue trunk (two paintings); ``solo``: a whole network."""
     install_catalogue_rows(tmp_path, {"warm": "the_kiss", "cool": "impression_sunrise"})
     for name in ("warm", "cool"):
         meta_path = tmp_path / "styles" / f"{name}.json"

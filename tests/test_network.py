@@ -67,7 +67,8 @@ def test_rows_are_picked_by_index_or_mixed_by_weight(dtype: torch.dtype) -> None
         assert torch.allclose(picked.float(), one_hot.float(), atol=1e-2)
         assert (picked[0] - model(x, torch.tensor([1, 0]))[0]).abs().mean() > 1e-3  # rows differ
         tensors = {name: t.float().numpy() for name, t in model.state_dict().items()}
-        blended = StyleNet.from_weights(mix_rows(Weights(model.arch, tensors, Path(), ""), [0.25, 0.0, 0.75]))(x.float())
+        mixed = mix_rows(Weights(model.arch, tensors, Path(), ""), [0.25, 0.0, 0.75])
+        blended = StyleNet.from_weights(mixed)(x.float())
         assert torch.allclose(blended, model.float()(x.float(), torch.tensor([[0.25, 0.0, 0.75]] * 2)), atol=1e-5)
     with pytest.raises(ValueError, match="style="):
         model(x)  # several rows: which one is not guessed
