@@ -19,7 +19,7 @@ def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
 def _taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
     """For each output pixel: the lower of its two nearest input samples, and the weight of the upper one."""
     pos = (np.arange(n_out, dtype=np.float32) + 0.5) * (n_in / n_out) - 0.5  # pixel centres, as cv2.resize
-    lower = np.clip(np.floor(pos), 0, n_in - 1).astype(np.intp)
+    lower = np.clip(np.floor(pos), 0, n_in - 1).astype(np.int32)
     return lower, np.clip(pos - lower, 0.0, 1.0).astype(np.float32)
 
 
@@ -50,14 +50,16 @@ def joint_bilateral_upsample(low: np.ndarray, guide: np.ndarray, sigma: float = 
     y_low_all, y_frac_all = _taps(H, h)
     diffs = np.arange(-255, 256, dtype=np.float32) / 255.0
     range_weight = (np.exp(-diffs * diffs / (2.0 * sigma * sigma)) + 1e-4).astype(np.float32)
-    low_flat, gray_low_flat, out_flat = low.reshape(-1, 3), gray_low.ravel().astype(np.int16), out.reshape(-1, 3)
+    # each low-resolution sample as one 32-bit word, its colour and its photo luminance: one gather fetches both
+    packed = np.dstack([low, gray_low]).reshape(-1).view(np.uint32)
+    out_flat = out.reshape(-1, 3)
 
     def strip(y0: int) -> None:
         y1 = min(H, y0 + strip_rows)
         rows, cols = np.nonzero(np.take(np.take(edgy, y_low_all[y0:y1], axis=0), x_low, axis=1))
         if rows.size == 0:
             return
-        gray = cv2.cvtColor(guide[y0:y1], cv2.COLOR_RGB2GRAY).ravel()[rows * W + cols].astype(np.int16) + 255
+        gray = cv2.cvtColor(guide[y0:y1], cv2.COLOR_RGB2GRAY).ravel()[rows * W + cols].astype(np.int32) + 255
         ya, fy = y_low_all[y0 + rows], y_frac_all[y0 + rows]
         xa, fx = x_low[cols], x_frac[cols]
         yb, xb = np.minimum(ya + 1, h - 1), np.minimum(xa + 1, w - 1)
@@ -65,9 +67,9 @@ def joint_bilateral_upsample(low: np.ndarray, guide: np.ndarray, sigma: float = 
         total = np.zeros(rows.size, np.float32)
         for yi, wy in ((ya * w, 1.0 - fy), (yb * w, fy)):
             for xi, wx in ((xa, 1.0 - fx), (xb, fx)):
-                flat = yi + xi
-                weight = wy * wx * range_weight[gray - gray_low_flat[flat]]
-                acc += weight[:, None] * low_flat[flat]
+                taps = packed[yi + xi].view(np.uint8).reshape(-1, 4)
+                weight = wy * wx * range_weight[gray - taps[:, 3]]
+                acc += weight[:, None] * taps[:, :3]
                 total += weight
         out_flat[(y0 + rows) * W + cols] = np.clip(acc / total[:, None] + 0.5, 0, 255).astype(np.uint8)
 
