@@ -59,7 +59,7 @@ def main() -> None:
         painting = Image.open(style.painting).convert("RGB")
         rows = [[tile(painting, args.height, f"{style.name}: the painting")]]
         outputs = {method: {name: render(rgb) for name, rgb in photos.items()}
-                   for method, render in renderers(style, args.methods, args.device, args.face_strength)}
+                   for method, render in renderers(style, args.methods, args.device, args.face_strength, args.size)}
         for name, rgb in photos.items():
             rows.append([tile(rgb, args.height, name)]
                         + [tile(outputs[m][name], args.height, METHODS[m]) for m in args.methods])

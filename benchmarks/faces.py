@@ -100,7 +100,7 @@ def main() -> None:
     table: dict[tuple[str, str], tuple[float, float]] = {}
     by_group: dict[tuple[str, str], dict[tuple[str, str], Tally]] = {}
     for style in parse_styles(args.styles, args.painting_dir):
-        for method, render in renderers(style, args.methods, args.device, args.face_strength):
+        for method, render in renderers(style, args.methods, args.device, args.face_strength, args.size):
             checks = []
             tallies: dict[tuple[str, str], Tally] = {}
             for name, rgb in photos.items():

@@ -47,7 +47,7 @@ def main() -> None:
     table: dict[tuple[str, str], float] = {}
     for style in parse_styles(args.styles, args.painting_dir):
         painting_vector = judge.vector(Image.open(style.painting).convert("RGB"))
-        for method, render in renderers(style, args.methods, args.device, args.face_strength):
+        for method, render in renderers(style, args.methods, args.device, args.face_strength, args.size):
             distances = []
             for name, rgb in photos.items():
                 output = render(rgb)
