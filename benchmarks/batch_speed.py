@@ -20,6 +20,7 @@ from PIL import Image
 
 from end_to_end import peak_rss_mb, portrait
 from machine import machine_line
+from stylize.options import EngineName
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=50)
     parser.add_argument("--megapixels", type=float, default=12)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "torch"])
+    parser.add_argument("--engine", default="auto", choices=[engine.value for engine in EngineName])
     args = parser.parse_args()
 
     import stylize

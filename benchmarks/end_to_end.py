@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from machine import machine_line
+from stylize.options import EngineName
 
 
 def portrait(megapixels: float) -> np.ndarray:
@@ -114,7 +115,7 @@ def main() -> None:
     parser.add_argument("--full-res-max-mp", type=float, default=12, help="largest size for tiled + baseline runs")
     parser.add_argument("--full-res-repeats", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "torch"])
+    parser.add_argument("--engine", default="auto", choices=[engine.value for engine in EngineName])
     parser.add_argument("--plot", type=Path, help="write seconds against megapixels here (PNG)")
     parser.add_argument("--json", type=Path, help="write the raw timings here")
     args = parser.parse_args()

@@ -107,7 +107,7 @@ def parse_arguments(doc: str, defaults: dict | None = None, more: Callable | Non
     """The benchmarks' common command line (``more`` adds a script's own options); prints the machine line."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--styles", nargs="+", default=["starry_night", "great_wave", "udnie"],
-                        help="NAME (shipped weights) or NAME=WEIGHTS (a candidate)")
+                        help="NAME (shipped), NAME=WEIGHTS (a candidate network) or NAME=DIR (a candidate exported there)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--content-dir", type=Path, default=SHARED_DATA / "content")
     parser.add_argument("--painting-dir", type=Path, default=SHARED_DATA / "styles")

@@ -15,6 +15,8 @@ import json
 import re
 from pathlib import Path
 
+from stylize.catalogue import write_metadata
+
 #: Short titles where the README's "work" cell is a description rather than a title.
 SHORT_TITLES = {
     "calavera": "Calavera (broadside skeleton print; title not verified)", "the_dance": "Dance (I)",
@@ -68,7 +70,7 @@ def main() -> None:
             raise SystemExit(f"{name}: no row for {name}.jpg in {args.readme}")
         path = args.folder / f"{name}.json"
         existing = json.loads(path.read_text()) if path.exists() else {}
-        path.write_text(json.dumps({**record(name, rows[name]), **existing}, indent=2, ensure_ascii=False) + "\n")
+        write_metadata(path, {**record(name, rows[name]), **existing})
         print(path)
 
 

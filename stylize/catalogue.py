@@ -132,6 +132,14 @@ def get_style(name: str, root: Path | None = None) -> Style:
     return styles[name]
 
 
+def write_metadata(path: Path, metadata: dict) -> None:
+    """Write a style's ``styles/NAME.json`` (atomically; UTF-8 as written, one format for every writer)."""
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def file_label(spec: str) -> str:
     """A style or blend as a file-name part: ``a:0.6,b:0.4`` -> ``a-0.6+b-0.4``."""
     return spec.replace(":", "-").replace(",", "+")

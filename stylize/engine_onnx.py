@@ -27,7 +27,7 @@ GRAPH_FORMAT = "1"
 INPUTS = ("image", "norm_rows", "stats", "replay")
 OUTPUTS = ("painted", "measured")
 
-_SESSIONS: dict[tuple[Path, str], "InferenceSession"] = {}
+_SESSIONS: dict[tuple[Path, int, int], "InferenceSession"] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -60,10 +60,12 @@ def _mismatch(session: "InferenceSession", weights: Weights, path: Path) -> str 
 
 
 def _session(path: Path) -> "InferenceSession":
-    """One onnxruntime session per graph file and content (sessions are thread-safe to run)."""
+    """One onnxruntime session per graph file, as it is on disk (sessions are thread-safe to run). Keyed by the
+    file's modification time and size: the content's sha256 is checked once, against the style's record."""
     import onnxruntime as ort
 
-    key = (path.resolve(), file_sha256(path))
+    status = path.stat()
+    key = (path.resolve(), status.st_mtime_ns, status.st_size)
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
             options = ort.SessionOptions()

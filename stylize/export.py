@@ -9,8 +9,8 @@ records its graph's sha256 (``graph_sha256`` in ``styles/NAME.json``).
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
-from .catalogue import Style, catalogue_root, list_styles, read_selection
+from .catalogue import Style, catalogue_root, list_styles, read_selection, write_metadata
 from .engine_onnx import GRAPH_FORMAT, INPUTS, OUTPUTS, graph_path, stale_graph_reason
-from .network import NormPass, StyleNet
 from .errors import BadWeightsError
+from .network import NormPass, StyleNet
 from .weights import NORM_PARAMETERS, Weights, file_sha256
 
 OPSET = 17
@@ -85,10 +85,10 @@ def _store_half(model) -> None:  # noqa: ANN001  (an onnx.ModelProto)
 
 def export(weights: Weights) -> tuple[Path, str]:
     """Write ``weights``' graph beside its file (atomically); returns its path and sha256."""
-    path = graph_path(weights.source)
+    path, graph = graph_path(weights.source), graph_bytes(weights)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(graph_bytes(weights))
-    return path, file_sha256(path)
+        tmp.write_bytes(graph)
+    return path, hashlib.sha256(graph).hexdigest()
 
 
 def _is_current(weights: Weights) -> bool:
@@ -101,18 +101,18 @@ def _is_current(weights: Weights) -> bool:
 def export_catalogue(root: Path | None = None) -> list[tuple[Path, list[Style]]]:
     """A current graph for every installed style's network (a graph already current is kept as it is), and its
     sha256 recorded in each style's metadata file. Returns each graph with the styles it paints."""
-    by_source: dict[Path, tuple[Weights, list[Style]]] = {}
+    by_source: dict[Path, list[Style]] = {}  # one graph per whole network or trunk, read once
     for style in list_styles(root):
-        weights = read_selection(style)
-        by_source.setdefault(weights.source, (weights, []))[1].append(style)
+        by_source.setdefault(style.trunk or style.weights, []).append(style)
     written = []
-    for weights, styles in by_source.values():
+    for styles in by_source.values():
+        weights = read_selection(styles[0])
         path = graph_path(weights.source)
         path, digest = (path, file_sha256(path)) if _is_current(weights) else export(weights)
         for style in styles:
-            meta_path = (root or catalogue_root()) / "styles" / f"{style.name}.json"
-            with atomic_path(meta_path) as tmp:
-                tmp.write_text(json.dumps({**style.metadata, "graph_sha256": digest}, indent=2,
-                                          ensure_ascii=False) + "\n")
+            if style.graph_sha256 == digest:
+                continue
+            write_metadata((root or catalogue_root()) / "styles" / f"{style.name}.json",
+                           {**style.metadata, "graph_sha256": digest})
         written.append((path, styles))
     return written

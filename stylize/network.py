@@ -124,9 +124,6 @@ class StyleNet(nn.Module):
     losses explode.
     """
 
-    #: Input sides must be multiples of this for the output to have the input's size.
-    downsampling = 4
-
     def __init__(self, arch: Architecture = Architecture()) -> None:
         super().__init__()
         self.arch = arch

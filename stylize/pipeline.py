@@ -15,8 +15,8 @@ import numpy as np
 from .catalogue import Blend, Style, read_selection
 from .engine import open_engine
 from .image_io import Photo, save_image, to_pil
-from .upsampling import joint_bilateral_upsample, resize_long_side
 from .options import DEFAULT_QUALITY, EngineName, HDStrategy, Options
+from .upsampling import joint_bilateral_upsample, resize_long_side
 
 if TYPE_CHECKING:
     from .faces import Face, FaceCheck, FaceFinder
@@ -60,7 +60,6 @@ class Rendering:
     faces: tuple["FaceCheck", ...] = ()
 
 
-
 class Pipeline:
     """A loaded style ready to repaint photos; safe to share between threads."""
 
@@ -76,7 +75,7 @@ class Pipeline:
         rgb = photo.rgb
         if options.strength == 0.0:
             return Rendering(rgb.copy())
-        # detection (MediaPipe) overlaps the whole-photo network pass (torch); both release the GIL
+        # detection (MediaPipe) overlaps the whole-photo network pass (the engine); both release the GIL
         finding = None
         if found is None and (options.faces or options.check):
             finding = self._side.submit(shared_face_finder().find, rgb)

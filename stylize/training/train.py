@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
-from ..catalogue import NAME_PATTERN
+from ..catalogue import NAME_PATTERN, write_metadata
 from ..errors import StylizeError, UnreadableImageError
 from ..engine_torch import default_dtype, resolve_device, to_tensor, to_uint8
 from ..network import StyleNet, count_parameters, load_rows, load_weights, save_style_row, save_trunk, save_weights
@@ -466,7 +466,7 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         if trunk_sha256 is not None:
             meta.update(trunk=trunk_name, trunk_sha256=trunk_sha256)
         meta["weights_sha256"] = file_sha256(weights)
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        write_metadata(meta_path, meta)
         with torch.no_grad():
             save_rgb(model(portrait, torch.tensor([row])), styles_dir / f"{name}.jpg")
     if styles_dir.parent == weights_dir.parent:  # a catalogue: its graphs for the onnxruntime engine, made current
