@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/pack_for_device.py ../shared/data .devicepack --short-side 192
 
-Writes PACK/content (every training photo, short side at most --short-side, WebP),
+Writes PACK/content (the training photos, or --photos of them spread evenly over the set, short side at most
+--short-side, WebP),
 PACK/styles (the --styles paintings) and PACK/hed_vgg16.h5 (only the VGG16 blocks the losses
 use, fp16, same layout: point STYLIZE_HED_WEIGHTS at it). The pack is a training input,
 never part of the project: keep it out of git.
@@ -21,9 +22,11 @@ from stylize.training.data import list_content_images
 from stylize.training.lossnet import VGG16_CONVS, find_hed_weights
 
 
-def shrink_photos(source: Path, target: Path, short_side: int, quality: int) -> int:
+def shrink_photos(source: Path, target: Path, short_side: int, quality: int, photos: int | None = None) -> int:
     target.mkdir(parents=True, exist_ok=True)
     paths = list_content_images(source)
+    if photos is not None and photos < len(paths):  # what travels is capped: keep the set's mix, evenly spread
+        paths = [paths[index * len(paths) // photos] for index in range(photos)]
     for path in paths:
         with Image.open(path) as image:
             rgb = image.convert("RGB")
@@ -55,9 +58,11 @@ def main() -> None:
     parser.add_argument("pack", type=Path)
     parser.add_argument("--short-side", type=int, default=192)
     parser.add_argument("--quality", type=int, default=78)
+    parser.add_argument("--photos", type=int, help="at most this many content photos (the pack must travel)")
     parser.add_argument("--styles", nargs="+", default=["starry_night", "great_wave", "udnie"])
     args = parser.parse_args()
-    count = shrink_photos(args.data / "content", args.pack / "content", args.short_side, args.quality)
+    count = shrink_photos(args.data / "content", args.pack / "content", args.short_side, args.quality,
+                         args.photos)
     (args.pack / "styles").mkdir(exist_ok=True)
     for style in args.styles:
         shutil.copy(args.data / "styles" / f"{style}.jpg", args.pack / "styles")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import stylize
-from conftest import install_catalogue_rows, install_shipped_style, tampered
+from conftest import install_catalogue_rows, install_shipped_style, needs_torch, tampered
 
 
 @pytest.fixture()
@@ -110,3 +112,56 @@ def test_style_records_come_from_the_data_readme_and_keep_what_is_there(tmp_path
     assert result.returncode == 0, result.stderr
     merged = json.loads((folder / "the_scream.json").read_text())
     assert merged["title"] == "Kept title" and merged["weights_sha256"] == "ab" and merged["artist"] == "Edvard Munch"
+
+
+@needs_torch  # a new trunk needs its graph exported
+def test_promote_ships_a_candidate_catalogue_and_keeps_what_was_checked_by_hand(
+        rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from promote import main as promote
+    from stylize.weights import file_sha256, read_metadata
+
+    before = {name: np.asarray(stylize.stylize(astronaut[::4, ::4], name, device="cpu", faces=False))
+              for name in ("warm", "cool", "solo")}
+    shipped_meta = json.loads((rows_catalogue / "styles" / "warm.json").read_text())
+    # the candidate: the same trunk with one convolution changed, rows re-made for it, as a training export
+    export = rows_catalogue / "runs" / "export-candidate"
+    (export / "weights" / "trunks").mkdir(parents=True)
+    (export / "styles").mkdir()
+    trunk = rows_catalogue / "weights" / "trunks" / "catalogue.safetensors"
+    tensors = load_file(str(trunk))
+    last = next(name for name, tensor in tensors.items() if tensor.ndim == 4 and tensor.shape[0] == 3)
+    tensors[last] = tensors[last] * np.float16(1.5)  # the output convolution: no norm after it
+    new_trunk = export / "weights" / "trunks" / "candidate.safetensors"
+    save_file(tensors, str(new_trunk), metadata=read_metadata(trunk))
+    shutil.copyfile(rows_catalogue / "weights" / "cool.safetensors",
+                    export / "weights" / "trunks" / "candidate.identity.safetensors")
+    for name in ("warm", "cool"):
+        row = export / "weights" / f"{name}.safetensors"
+        save_file(load_file(str(rows_catalogue / "weights" / f"{name}.safetensors")), str(row),
+                  metadata={**read_metadata(rows_catalogue / "weights" / f"{name}.safetensors"),
+                            "trunk_sha256": file_sha256(new_trunk)})
+        Image.fromarray(astronaut[::8, ::8]).save(export / "styles" / f"{name}.jpg")
+        (export / "styles" / f"{name}.json").write_text(json.dumps({
+            "name": name, "architecture": {"widths": [0]}, "trunk": "candidate",
+            "trunk_sha256": file_sha256(new_trunk), "weights_sha256": file_sha256(row),
+            "training": {"recipe": {"init": "weights/trunks/catalogue.safetensors"}, "steps": 7, "seconds": 1.0}}))
+
+    monkeypatch.setattr(sys, "argv", ["promote.py", str(export), "warm", "--root", str(rows_catalogue)])
+    promote()
+
+    assert [s.name for s in stylize.list_styles()] == ["solo", "warm"]  # cool did not pass: kept, not shipped
+    assert (rows_catalogue / "weights" / "trunks" / "catalogue.unshipped" / "cool.safetensors").is_file()
+    assert not (rows_catalogue / "styles" / "cool.json").exists()
+    warm = json.loads((rows_catalogue / "styles" / "warm.json").read_text())
+    assert warm["title"] == shipped_meta["title"] and warm["licence"] == "CC0"  # checked by hand: kept
+    assert warm["trunk"] == "catalogue" and warm["trunk_sha256"] == file_sha256(trunk) == file_sha256(new_trunk)
+    assert warm["training"]["steps"] == 7 and warm["training"]["init_weights"]["trunk_sha256"] == \
+        shipped_meta["trunk_sha256"]
+    assert warm["graph_sha256"] == file_sha256(trunk.with_suffix(".onnx"))
+    for engine in ("onnxruntime", "torch"):  # the new trunk paints, on both engines, and differently
+        after = np.asarray(stylize.stylize(astronaut[::4, ::4], "warm", device="cpu", faces=False, engine=engine))
+        assert np.abs(after.astype(float) - before["warm"]).mean() > 2
+    solo = np.asarray(stylize.stylize(astronaut[::4, ::4], "solo", device="cpu", faces=False))
+    assert np.array_equal(solo, before["solo"])  # a whole-network style is not touched

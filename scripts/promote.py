@@ -1,0 +1,101 @@
+"""Ship styles from a candidate exported by ``stylize train --export-to DIR`` (e.g. a GPU run's runs/export-NAME).
+
+    .venv/bin/python scripts/promote.py runs/export-udnie udnie
+    .venv/bin/python scripts/promote.py runs/export-cat256 almond_blossom the_kiss ... --trunk catalogue
+
+A whole-network style: its weights, preview and training record replace the shipped ones. A catalogue (the export
+holds weights/trunks/*.safetensors): the trunk and identity row replace the shipped catalogue's (renamed to
+``--trunk``), the named styles ship, and every other row of the export goes to ``trunks/TRUNK.unshipped/`` (so
+training can go on from the files); styles of the old trunk that are not named stop shipping. A shipped style's
+hand-checked metadata (title, provenance, face strength...) is kept; architecture, training record and checksums
+are the candidate's. Then the onnxruntime graphs are made current (``stylize export``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from stylize.catalogue import write_metadata
+from stylize.export import export_catalogue
+from stylize.weights import identity_row
+
+#: What a candidate's record brings; everything else in a shipped record is kept.
+FROM_CANDIDATE = ("architecture", "training", "weights_sha256", "trunk", "trunk_sha256")
+
+
+def ship_style(name: str, export: Path, root: Path, row: Path | None = None, trunk: str | None = None) -> None:
+    """Weights (or ``row``), preview and merged metadata of ``name`` into the project at ``root``."""
+    shutil.copyfile(row or export / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.safetensors")
+    shutil.copyfile(export / "styles" / f"{name}.jpg", root / "styles" / f"{name}.jpg")
+    candidate = json.loads((export / "styles" / f"{name}.json").read_text())
+    shipped_path = root / "styles" / f"{name}.json"
+    meta = json.loads(shipped_path.read_text()) if shipped_path.is_file() else {"name": name}
+    if candidate["training"]["recipe"].get("init") and "training" in meta:  # trained on from what shipped
+        before = meta["training"]
+        candidate["training"]["init_weights"] = {
+            **{key: meta[key] for key in ("weights_sha256", "trunk_sha256") if key in meta},
+            "steps": before["steps"], "seconds": before["seconds"],
+            **({"init_weights": before["init_weights"]} if "init_weights" in before else {})}
+    for key in FROM_CANDIDATE:
+        meta.pop(key, None)
+        if key in candidate:
+            meta[key] = candidate[key]
+    if trunk:
+        meta["trunk"] = trunk
+    meta.pop("graph_sha256", None)  # the export below records the current graph's
+    write_metadata(shipped_path, meta)
+
+
+def stop_shipping(name: str, root: Path) -> None:
+    for path in (root / "weights" / f"{name}.safetensors", root / "styles" / f"{name}.json",
+                 root / "styles" / f"{name}.jpg"):
+        path.unlink(missing_ok=True)
+
+
+def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[str], trunk: str) -> None:
+    trunks = root / "weights" / "trunks"
+    shipped_before = {path.stem for path in root.glob("styles/*.json")
+                      if json.loads(path.read_text()).get("trunk") == trunk}
+    rows = {path.stem: path for path in (export / "weights").glob("*.safetensors")}
+    missing = set(ship) - set(rows)
+    if missing:
+        raise SystemExit(f"not in {export}: {', '.join(sorted(missing))}")
+    shutil.copyfile(export_trunk, trunks / f"{trunk}.safetensors")
+    shutil.copyfile(identity_row(export_trunk), identity_row(trunks / f"{trunk}.safetensors"))
+    unshipped = trunks / f"{trunk}.unshipped"
+    shutil.rmtree(unshipped, ignore_errors=True)
+    unshipped.mkdir()
+    for name, row in rows.items():
+        if name in ship:
+            ship_style(name, export, root, row, trunk)
+        else:
+            shutil.copyfile(row, unshipped / row.name)
+    for name in shipped_before - set(ship):  # rows of the old trunk that do not pass on the new one
+        stop_shipping(name, root)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("export", type=Path, help="the candidate: DIR/weights and DIR/styles")
+    parser.add_argument("styles", nargs="+", help="the styles to ship")
+    parser.add_argument("--trunk", default="catalogue", help="the shipped catalogue a candidate trunk replaces")
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    args = parser.parse_args()
+    export_trunks = sorted((args.export / "weights" / "trunks").glob("*.safetensors"))
+    export_trunks = [path for path in export_trunks if not path.name.endswith(".identity.safetensors")]
+    if len(export_trunks) > 1:
+        raise SystemExit(f"{args.export}: more than one trunk")
+    if export_trunks:
+        promote_catalogue(export_trunks[0], args.export, args.root, args.styles, args.trunk)
+    else:
+        for name in args.styles:
+            ship_style(name, args.export, args.root)
+    for graph, styles in export_catalogue(args.root):
+        print(f"{graph}: {', '.join(style.name for style in styles)}")
+
+
+if __name__ == "__main__":
+    main()
