@@ -272,6 +272,8 @@ def train(
     steps: int = typer.Option(800, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
     batch: int = typer.Option(4, min=1),
     style_size: int = typer.Option(512, min=32, help="The painting's long side: sets the brush-stroke scale."),
+    painting_size: List[str] = typer.Option([], help="PAINTING=PX: another long side for one painting of a "
+                                            "catalogue (paintings differ in stroke scale); repeatable."),
     style_weight: float = typer.Option(5.0), content_weight: float = typer.Option(1.0),
     color_weight: float = typer.Option(1.0), tv_weight: float = typer.Option(0.0),
     directions: int = typer.Option(64, min=1, help="Random projections per sliced-Wasserstein term and step."),
@@ -325,8 +327,16 @@ def train(
         width_tuple = ()
     if len(width_tuple) != 3 or min(width_tuple) < 1:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
+    painting_sizes = {}
+    for spec in painting_size:
+        painting, _, px = spec.partition("=")
+        if painting not in {image.stem for image in style_images} or not px.isdigit() or int(px) < 32:
+            raise StylizeError(f"--painting-size {spec!r}: needs PAINTING=PX, a painting of this run (file name "
+                               "without .jpg) and a long side of at least 32")
+        painting_sizes[painting] = int(px)
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
-                      size=size, batch=batch, style_size=style_size, style_weight=style_weight,
+                      size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
+                      style_weight=style_weight,
                       content_weight=content_weight, color_weight=color_weight, tv_weight=tv_weight,
                       directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ torch = pytest.importorskip("torch", reason="training needs torch (pip install '
 from stylize.network import load_weights  # noqa: E402
 from stylize.training import lossnet, train as train_module  # noqa: E402
 from stylize.training.losses import STYLE_LAYERS, SlicedDistribution, random_directions, relative_sq_error  # noqa: E402
-from stylize.training.train import TrainConfig, checkpoint_config, train  # noqa: E402
+from stylize.training.train import TrainConfig, checkpoint_config, config_from_record, train  # noqa: E402
 
 
 @pytest.fixture()
@@ -227,7 +229,8 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
     assert sizes == [(100, 100)] * 4
 
 
-@pytest.mark.parametrize("case", ["empty_content", "style_not_image", "init_other_arch", "bad_widths"])
+@pytest.mark.parametrize("case", ["empty_content", "style_not_image", "init_other_arch", "bad_widths",
+                                  "painting_size_of_no_painting"])
 def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.ndarray, case: str) -> None:
     """Run as a user would (python -O, so no check can hide in an assert): exit 2, one line, no runs/NAME/."""
     import os
@@ -241,7 +244,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     args = ["train", str(style), "--name", "mistake", "--content-dir", str(content), "--steps", "1",
             "--device", "cpu", "--widths", "8,8,16"]
     expect = {"empty_content": "no training photos", "style_not_image": "not a readable image",
-              "init_other_arch": "--init", "bad_widths": "--widths"}[case]
+              "init_other_arch": "--init", "bad_widths": "--widths",
+              "painting_size_of_no_painting": "--painting-size"}[case]
     if case == "empty_content":
         (tmp_path / "empty").mkdir()
         args[5] = str(tmp_path / "empty")
@@ -250,13 +254,26 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     elif case == "init_other_arch":
         save_weights(StyleNet(Architecture((4, 8, 8), 1)), tmp_path / "other.safetensors")
         args += ["--init", str(tmp_path / "other.safetensors")]
-    else:
+    elif case == "bad_widths":
         args[-1] = "8,8"
+    else:
+        args += ["--painting-size", "starry_night=256"]
     result = subprocess.run([sys.executable, "-O", "-m", "stylize.cli", *args], capture_output=True, text=True,
                             cwd=tmp_path, env={**os.environ, "STYLIZE_HED_WEIGHTS": str(tmp_path / "absent.h5")})
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and expect in lines[0], result.stderr
     assert not (tmp_path / "runs" / "mistake").exists()
+
+
+def test_each_painting_may_have_its_own_stroke_scale(tmp_path: Path, astronaut: np.ndarray) -> None:
+    from stylize.training.train import load_paintings
+
+    _, style = make_data(tmp_path, astronaut)
+    dots = make_second_painting(tmp_path)
+    cfg = replace(config(tmp_path, tmp_path, style, 1), style_images=(str(style), str(dots)), style_size=64,
+                  painting_sizes={"dots": 40})
+    assert [tuple(p.shape) for p in load_paintings(cfg)] == [(1, 3, 64, 64), (1, 3, 40, 40)]
+    assert config_from_record(json.loads(json.dumps(asdict(cfg)))) == cfg  # recorded and read back with the recipe
 
 
 def make_second_painting(root: Path) -> Path:

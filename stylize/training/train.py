@@ -15,7 +15,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -46,6 +46,8 @@ class TrainConfig:
     size: int = 128
     batch: int = 4
     style_size: int = 512
+    #: painting (file stem) -> its own long side where it differs from ``style_size``
+    painting_sizes: dict[str, int] = field(default_factory=dict)
     style_weight: float = 5.0
     content_weight: float = 1.0
     color_weight: float = 1.0
@@ -207,9 +209,14 @@ class Objective:
         return parts
 
 
+def load_paintings(cfg: TrainConfig) -> list[torch.Tensor]:
+    """Each painting at its long side for training: the stroke scale the network learns."""
+    return [load_rgb(Path(path), cfg.painting_sizes.get(Path(path).stem, cfg.style_size)) for path in cfg.style_images]
+
+
 def build_objective(cfg: TrainConfig, device: torch.device = torch.device("cpu")) -> Objective:
     """The recipe's loss network and paintings, ready to score outputs (training and the quality benchmark)."""
-    paintings = [load_rgb(Path(path), cfg.style_size).to(device) for path in cfg.style_images]
+    paintings = [painting.to(device) for painting in load_paintings(cfg)]
     layers = tuple(sorted(set(losses.CONTENT_LAYERS + losses.STYLE_LAYERS)))
     lossnet = load_loss_net(cfg.loss_net, layers)  # type: ignore[arg-type]
     lossnet = lossnet.to(device).to(memory_format=torch.channels_last)
