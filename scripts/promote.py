@@ -18,17 +18,17 @@ import json
 import shutil
 from pathlib import Path
 
-from stylize.catalogue import write_metadata
+from stylize.catalogue import list_styles, write_metadata
 from stylize.export import export_catalogue
-from stylize.weights import identity_row
+from stylize.weights import identity_row, is_trunk
 
 #: What a candidate's record brings; everything else in a shipped record is kept.
 FROM_CANDIDATE = ("architecture", "training", "weights_sha256", "trunk", "trunk_sha256")
 
 
-def ship_style(name: str, export: Path, root: Path, row: Path | None = None, trunk: str | None = None) -> None:
-    """Weights (or ``row``), preview and merged metadata of ``name`` into the project at ``root``."""
-    shutil.copyfile(row or export / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.safetensors")
+def ship_style(name: str, export: Path, root: Path, trunk: str | None = None) -> None:
+    """Weights (a whole network or a row), preview and merged metadata of ``name`` into the project at ``root``."""
+    shutil.copyfile(export / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.safetensors")
     shutil.copyfile(export / "styles" / f"{name}.jpg", root / "styles" / f"{name}.jpg")
     candidate = json.loads((export / "styles" / f"{name}.json").read_text())
     shipped_path = root / "styles" / f"{name}.json"
@@ -57,8 +57,7 @@ def stop_shipping(name: str, root: Path) -> None:
 
 def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[str], trunk: str) -> None:
     trunks = root / "weights" / "trunks"
-    shipped_before = {path.stem for path in root.glob("styles/*.json")
-                      if json.loads(path.read_text()).get("trunk") == trunk}
+    shipped_before = {style.name for style in list_styles(root) if style.trunk == trunks / f"{trunk}.safetensors"}
     rows = {path.stem: path for path in (export / "weights").glob("*.safetensors")}
     missing = set(ship) - set(rows)
     if missing:
@@ -70,7 +69,7 @@ def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[s
     unshipped.mkdir()
     for name, row in rows.items():
         if name in ship:
-            ship_style(name, export, root, row, trunk)
+            ship_style(name, export, root, trunk)
         else:
             shutil.copyfile(row, unshipped / row.name)
     for name in shipped_before - set(ship):  # rows of the old trunk that do not pass on the new one
@@ -84,8 +83,8 @@ def main() -> None:
     parser.add_argument("--trunk", default="catalogue", help="the shipped catalogue a candidate trunk replaces")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args()
-    export_trunks = sorted((args.export / "weights" / "trunks").glob("*.safetensors"))
-    export_trunks = [path for path in export_trunks if not path.name.endswith(".identity.safetensors")]
+    export_trunks = [path for path in sorted((args.export / "weights" / "trunks").glob("*.safetensors"))
+                     if is_trunk(path)]  # not its identity row
     if len(export_trunks) > 1:
         raise SystemExit(f"{args.export}: more than one trunk")
     if export_trunks:

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .atomic import atomic_path
-from .weights import NORM_PARAMETERS, Architecture, Weights, read_network, read_rows
+from .weights import FORMAT_VERSION, NORM_PARAMETERS, Architecture, Weights, read_network, read_rows
 
 
 @dataclass
@@ -191,8 +191,6 @@ def save_style_row(model: StyleNet, row: int, path: Path, trunk_sha256: str,
                    extra: dict[str, str] | None = None) -> None:
     """One style of a catalogue: its normalisation row (fp32, a few KB) and the sha256 of the trunk it belongs to."""
     from safetensors.torch import save_file
-
-    from .weights import FORMAT_VERSION
 
     tensors = {name: t.detach()[row].to("cpu", torch.float32).contiguous() for name, t in model.state_dict().items()
                if name.endswith(NORM_PARAMETERS)}

@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch", reason="training needs torch (pip install '
 from stylize.network import load_weights  # noqa: E402
 from stylize.training import lossnet, train as train_module  # noqa: E402
 from stylize.training.losses import STYLE_LAYERS, SlicedDistribution, random_directions, relative_sq_error  # noqa: E402
-from stylize.training.train import TrainConfig, checkpoint_config, config_from_record, train  # noqa: E402
+from stylize.training.train import (TrainConfig, checkpoint_config, config_from_record, load_paintings,  # noqa: E402
+                                   train)
 
 
 @pytest.fixture()
@@ -266,8 +267,6 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
 
 
 def test_each_painting_may_have_its_own_stroke_scale(tmp_path: Path, astronaut: np.ndarray) -> None:
-    from stylize.training.train import load_paintings
-
     _, style = make_data(tmp_path, astronaut)
     dots = make_second_painting(tmp_path)
     cfg = replace(config(tmp_path, tmp_path, style, 1), style_images=(str(style), str(dots)), style_size=64,
