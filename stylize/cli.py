@@ -41,8 +41,9 @@ StyleOpt = typer.Option(..., "--style", "-s", help="Style name (see `stylize sty
                         "of the multi-style network: starry_night:0.6,udnie:0.4.")
 # Defaults come from the one option schema (``Options``); its ``validated`` checks every range.
 StrengthOpt = typer.Option(Options.strength, help="0 returns the photo, 1 the full style.")
-FaceStrengthOpt = typer.Option(None, help="How strongly faces are stylised, 0-1 (lower keeps identity) "
-                               "[default: the style's own, else 0.6].", show_default=False)
+FaceStrengthOpt = typer.Option(None, help="How strongly faces are stylised, 0-1 (lower keeps identity; 0 is the "
+                               "photo's face toned to the painting's colours) [default: the style's own, else 0.6].",
+                               show_default=False)
 PreserveOpt = typer.Option(Options.preserve_colors, "--preserve-colors",
                            help="Keep the photo's colours, take the style's texture.")
 FacesOpt = typer.Option(Options.faces, "--faces/--no-faces", help="Align and stylise faces separately.")

@@ -35,8 +35,8 @@ class EngineName(str, enum.Enum):
     TORCH = "torch"
 
 
-#: How strongly faces are painted (0: the photo's face, 1: fully stylised) where the style's metadata
-#: (``face_strength`` in styles/NAME.json) does not say: chosen with the face benchmark.
+#: How strongly faces are painted (0: the photo's face, toned to the painting's colours; 1: fully stylised) where
+#: the style's metadata (``face_strength`` in styles/NAME.json) does not say: chosen with the face benchmark.
 DEFAULT_FACE_STRENGTH = 0.6
 
 #: Default working size (long side, px): strokes read as the painting's, not as noise, at this scale.

@@ -29,7 +29,7 @@ def eraser(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
 @pytest.mark.slow
 def test_api_reports_each_face(eraser: str, astronaut: np.ndarray) -> None:
     painter = stylize.Stylizer(eraser, device="cpu")
-    _, kept = painter.render(astronaut, face_strength=0.0, size=256)  # the photo's own face pasted back
+    _, kept = painter.render(astronaut, face_strength=0.0, size=256)  # the photo's own face, only toned
     assert len(kept) == 1 and kept[0].survived and kept[0].drift < 0.05
     image, lost = painter.render(astronaut, faces=False, size=256)
     assert len(lost) == 1 and not lost[0].survived

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from end_to_end import seam_score
-from stylize.blending import crop_mask, keep_lightness, match_color_stats, paste_face
+from stylize.blending import COLOUR, FACE_TONE, LIGHTNESS, crop_mask, match_color_stats, move_mean, paste_face
 from stylize.faces import CROP_SIZE, TEMPLATE, Face, FaceFinder, align_face, similarity_transform, warp_area
 
 
@@ -112,12 +112,26 @@ def test_paste_back_leaves_no_seam(finder: FaceFinder, astronaut: np.ndarray) ->
     assert seam_score(naive, box) > 2 * ours
 
 
-def test_face_strength_zero_keeps_the_original_face(finder: FaceFinder, astronaut: np.ndarray) -> None:
+def lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(float)
+
+
+def test_face_strength_zero_keeps_the_photos_face_toned_toward_the_painting(finder: FaceFinder,
+                                                                           astronaut: np.ndarray) -> None:
+    """At face strength 0 the face is the photo's (every detail of its lightness), its colour moved FACE_TONE of
+    the way to the painted face's: a face in the painting's palette, not a photo pasted in."""
     face = finder.find(astronaut)[0]
-    canvas = np.zeros_like(astronaut)
-    paste_face(canvas, astronaut, np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8), face, 1.0, face_strength=0.0)
-    centre = tuple(int(v) for v in face.points[2])  # nose tip: deep inside the mask
-    assert np.abs(canvas[centre[1], centre[0]].astype(int) - astronaut[centre[1], centre[0]]).max() <= 2
+    teal = np.array([40, 150, 160], np.uint8)
+    canvas = np.broadcast_to(teal, astronaut.shape).copy()
+    paste_face(canvas, astronaut, np.broadcast_to(teal, (CROP_SIZE, CROP_SIZE, 3)).copy(), face, 1.0, face_strength=0.0)
+    x, y = (int(v) for v in face.points[2])  # nose tip: deep inside the mask
+    inside = (slice(y - 15, y + 15), slice(x - 15, x + 15))
+    photo, pasted = lab(astronaut[inside]), lab(canvas[inside])
+    assert np.corrcoef(photo[..., 0].ravel(), pasted[..., 0].ravel())[0, 1] > 0.97
+    assert abs(pasted[..., 0].mean() - photo[..., 0].mean()) < 2
+    chroma_shift = pasted[..., 1:].mean((0, 1)) - photo[..., 1:].mean((0, 1))
+    towards_teal = lab(teal[None, None])[0, 0, 1:] - photo[..., 1:].mean((0, 1))
+    assert chroma_shift == pytest.approx(FACE_TONE * towards_teal, abs=3)
 
 
 @pytest.mark.parametrize("shrink", [1.0, 2.0, 5.0, 12.0])
@@ -179,21 +193,25 @@ def test_face_finder_leaves_the_environment_alone() -> None:
     assert result.returncode == 0, result.stderr[-500:]
 
 
+@pytest.mark.parametrize("channels", [LIGHTNESS, COLOUR], ids=["lightness", "colour"])
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
-def test_keep_lightness_moves_the_face_back_by_its_share(astronaut: np.ndarray, share: float) -> None:
+def test_move_mean_moves_by_its_share_and_keeps_the_detail(astronaut: np.ndarray, share: float,
+                                                           channels: slice) -> None:
     photo_face = np.ascontiguousarray(astronaut[60:180, 180:300])
-    lighter = cv2.convertScaleAbs(photo_face, alpha=0.6, beta=90)  # a style that paints this face paler
+    painted = cv2.convertScaleAbs(photo_face, alpha=0.6, beta=90)  # a style that paints this face paler
+    painted[..., 2] = 200  # and bluer
     weight = np.zeros(photo_face.shape[:2], np.float32)
     weight[20:100, 20:100] = 1.0
-    lightness = lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[20:100, 20:100, 0].astype(float).mean()  # noqa: E731
-    before = lightness(lighter) - lightness(photo_face)
-    kept = keep_lightness(lighter, photo_face, weight, share)
-    assert lightness(kept) - lightness(photo_face) == pytest.approx((1 - share) * before, abs=1.5)
+    mean = lambda rgb: lab(rgb)[20:100, 20:100, channels].mean((0, 1))  # noqa: E731
+    moved = move_mean(painted, photo_face, weight, share, channels)
+    assert mean(moved) - mean(photo_face) == pytest.approx((1 - share) * (mean(painted) - mean(photo_face)), abs=1.5)
+    other = COLOUR if channels == LIGHTNESS else LIGHTNESS
+    assert lab(moved)[..., other].mean() == pytest.approx(lab(painted)[..., other].mean(), abs=1.5)
     # the texture stays: only the mean moves
-    assert np.corrcoef(cv2.cvtColor(kept, cv2.COLOR_RGB2GRAY).ravel(),
-                       cv2.cvtColor(lighter, cv2.COLOR_RGB2GRAY).ravel())[0, 1] > 0.98
+    assert np.corrcoef(cv2.cvtColor(moved, cv2.COLOR_RGB2GRAY).ravel(),
+                       cv2.cvtColor(painted, cv2.COLOR_RGB2GRAY).ravel())[0, 1] > 0.98
 
 
-def test_keep_lightness_without_a_mask_leaves_the_face() -> None:
+def test_move_mean_without_a_mask_leaves_the_image() -> None:
     face = np.full((8, 8, 3), 200, np.uint8)
-    assert keep_lightness(face, np.zeros_like(face), np.zeros((8, 8), np.float32), 0.5) is face
+    assert move_mean(face, np.zeros_like(face), np.zeros((8, 8), np.float32), 0.5, LIGHTNESS) is face

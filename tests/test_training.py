@@ -325,6 +325,14 @@ def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
         assert torch.allclose(half.encoder[0].norm.weight, (dots.encoder[0].norm.weight
                                                              + fresh.encoder[0].norm.weight) / 2, atol=1e-6)
         assert not torch.allclose(dots(x), fresh(x))
+    # exported elsewhere (--export-to), a new style takes its trunk along and paints from there
+    export = tmp_path / "export"
+    new.init, new.weights_dir, new.styles_dir = None, str(export / "weights"), str(export / "styles")
+    train(new)
+    assert (export / "weights" / "trunks" / "cat.safetensors").read_bytes() == trunk_bytes
+    exported = StyleNet.from_weights(read_selection(select("fresh", export)))
+    with torch.no_grad():
+        assert exported(x).shape == x.shape
 
 
 def test_styles_drawn_for_a_step_depend_on_seed_and_step_only() -> None:

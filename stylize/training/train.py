@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -433,6 +434,10 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
     if cfg.trunk:
         trunk, trunk_name = Path(cfg.trunk), Path(cfg.trunk).stem
         trunk_sha256 = file_sha256(trunk)
+        carried = weights_dir / "trunks" / trunk.name
+        if not carried.exists():  # exported elsewhere (--export-to): the row takes its trunk along, to paint and be judged
+            carried.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(trunk, carried)
     elif model.arch.styles > 1:
         names, trunk_name = cfg.style_names, cfg.name
         trunk = weights_dir / "trunks" / f"{cfg.name}.safetensors"
