@@ -132,6 +132,7 @@ def test_face_strength_zero_keeps_the_photos_face_toned_toward_the_painting(find
     chroma_shift = pasted[..., 1:].mean((0, 1)) - photo[..., 1:].mean((0, 1))
     towards_teal = lab(teal[None, None])[0, 0, 1:] - photo[..., 1:].mean((0, 1))
     assert chroma_shift == pytest.approx(FACE_TONE * towards_teal, abs=3)
+    assert np.linalg.norm(chroma_shift) > 0.25 * np.linalg.norm(towards_teal)  # toned, visibly: not the photo's colour
 
 
 @pytest.mark.parametrize("shrink", [1.0, 2.0, 5.0, 12.0])
