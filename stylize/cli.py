@@ -328,18 +328,17 @@ def train(
         width_tuple = ()
     if len(width_tuple) != 3 or min(width_tuple) < 1:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
-    painting_sizes = {}
+    painting_sizes, paintings = {}, {image.stem for image in style_images}
     for spec in painting_size:
         painting, _, px = spec.partition("=")
-        if painting not in {image.stem for image in style_images} or not px.isdigit() or int(px) < 32:
+        if painting not in paintings or not px.isdigit() or int(px) < 32:
             raise StylizeError(f"--painting-size {spec!r}: needs PAINTING=PX, a painting of this run (file name "
                                "without .jpg) and a long side of at least 32")
         painting_sizes[painting] = int(px)
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
-                      style_weight=style_weight,
-                      content_weight=content_weight, color_weight=color_weight, tv_weight=tv_weight,
-                      directions=directions,
+                      style_weight=style_weight, content_weight=content_weight, color_weight=color_weight,
+                      tv_weight=tv_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       identity_style=identity_style, trunk=str(trunk) if trunk else None,
                       seed=seed, **how, **schedule)
