@@ -6,7 +6,9 @@
 A whole-network style: its weights, preview and training record replace the shipped ones. A catalogue (the export
 holds weights/trunks/*.safetensors): the trunk and identity row replace the shipped catalogue's (renamed to
 ``--trunk``), the named styles ship, and every other row of the export goes to ``trunks/TRUNK.unshipped/`` (so
-training can go on from the files); styles of the old trunk that are not named stop shipping. A shipped style's
+training can go on from the files); styles of the old trunk that are not named stop shipping. Rows trained on the
+shipped trunk itself (``stylize train --trunk``, the export carries the same trunk): the named rows ship, leaving
+``unshipped/``, and nothing else changes. A shipped style's
 hand-checked metadata (title, provenance, face strength...) is kept; architecture, training record and checksums
 are the candidate's. Then the onnxruntime graphs are made current (``stylize export``).
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from stylize.catalogue import list_styles, write_metadata
 from stylize.export import export_catalogue
-from stylize.weights import identity_row, is_trunk
+from stylize.weights import file_sha256, identity_row, is_trunk
 
 #: What a candidate's record brings; everything else in a shipped record is kept.
 FROM_CANDIDATE = ("architecture", "training", "weights_sha256", "trunk", "trunk_sha256")
@@ -76,6 +78,13 @@ def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[s
         stop_shipping(name, root)
 
 
+def promote_rows(export: Path, root: Path, ship: list[str], trunk: str) -> None:
+    """Rows learnt on the shipped trunk: only they change."""
+    for name in ship:
+        ship_style(name, export, root, trunk)
+        (root / "weights" / "trunks" / f"{trunk}.unshipped" / f"{name}.safetensors").unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", type=Path, help="the candidate: DIR/weights and DIR/styles")
@@ -87,7 +96,10 @@ def main() -> None:
                      if is_trunk(path)]  # not its identity row
     if len(export_trunks) > 1:
         raise SystemExit(f"{args.export}: more than one trunk")
-    if export_trunks:
+    shipped_trunk = args.root / "weights" / "trunks" / f"{args.trunk}.safetensors"
+    if export_trunks and shipped_trunk.is_file() and file_sha256(export_trunks[0]) == file_sha256(shipped_trunk):
+        promote_rows(args.export, args.root, args.styles, args.trunk)
+    elif export_trunks:
         promote_catalogue(export_trunks[0], args.export, args.root, args.styles, args.trunk)
     else:
         for name in args.styles:

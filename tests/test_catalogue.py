@@ -165,3 +165,44 @@ def test_promote_ships_a_candidate_catalogue_and_keeps_what_was_checked_by_hand(
         assert np.abs(after.astype(float) - before["warm"]).mean() > 2
     solo = np.asarray(stylize.stylize(astronaut[::4, ::4], "solo", device="cpu", faces=False))
     assert np.array_equal(solo, before["solo"])  # a whole-network style is not touched
+
+
+def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
+        rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from promote import main as promote
+    from stylize.weights import file_sha256, read_metadata
+
+    photo = astronaut[::4, ::4]
+    before = {name: np.asarray(stylize.stylize(photo, name, device="cpu", faces=False)) for name in ("warm", "cool")}
+    trunks = rows_catalogue / "weights" / "trunks"
+    unshipped = trunks / "catalogue.unshipped"
+    unshipped.mkdir()
+    for name, row in (("late", "cool"), ("other", "warm")):  # rows that did not pass when the trunk was trained
+        shutil.copyfile(rows_catalogue / "weights" / f"{row}.safetensors", unshipped / f"{name}.safetensors")
+    # the candidate: ``late`` trained on (``stylize train --trunk ... --export-to``): its row changed, the same trunk
+    export = rows_catalogue / "runs" / "export-late"
+    (export / "weights" / "trunks").mkdir(parents=True)
+    (export / "styles").mkdir()
+    shutil.copyfile(trunks / "catalogue.safetensors", export / "weights" / "trunks" / "catalogue.safetensors")
+    row = export / "weights" / "late.safetensors"
+    tensors = {key: value + np.float32(0.5) if key.endswith("norm.bias") else value
+               for key, value in load_file(str(unshipped / "late.safetensors")).items()}
+    save_file(tensors, str(row), metadata=read_metadata(unshipped / "late.safetensors"))
+    Image.fromarray(astronaut[::8, ::8]).save(export / "styles" / "late.jpg")
+    (export / "styles" / "late.json").write_text(json.dumps({
+        "name": "late", "architecture": {"widths": [0]}, "trunk": "catalogue",
+        "trunk_sha256": file_sha256(trunks / "catalogue.safetensors"), "weights_sha256": file_sha256(row),
+        "training": {"recipe": {"init": str(unshipped / "late.safetensors")}, "steps": 7, "seconds": 1.0}}))
+
+    monkeypatch.setattr(sys, "argv", ["promote.py", str(export), "late", "--root", str(rows_catalogue)])
+    promote()
+
+    assert [s.name for s in stylize.list_styles()] == ["cool", "late", "solo", "warm"]
+    assert sorted(path.name for path in unshipped.iterdir()) == ["other.safetensors"]  # late left it, other stays
+    assert file_sha256(rows_catalogue / "weights" / "late.safetensors") == file_sha256(row)
+    for name, painted in before.items():  # the shipped rows and their trunk are untouched
+        assert np.array_equal(np.asarray(stylize.stylize(photo, name, device="cpu", faces=False)), painted)
+    late = np.asarray(stylize.stylize(photo, "late", device="cpu", faces=False), np.float64)
+    assert np.abs(late - before["cool"]).mean() > 2  # its own, trained-on row paints
