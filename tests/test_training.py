@@ -307,14 +307,15 @@ def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
     before = load_rows(trunk, [(weights / "dots.safetensors", None)]).state_dict()
     trunk_bytes = trunk.read_bytes()
     new = config(tmp_path, content, stripes, steps=4)
-    new.name, new.trunk, new.lr = "fresh", str(trunk), 0.05
+    new.name, new.trunk, new.lr, new.widths = "fresh", str(trunk), 0.05, (16, 32, 64)  # --widths left at its default
     row = train(new)
     assert row == weights / "fresh.safetensors" and row.stat().st_size < 4096
     assert trunk.read_bytes() == trunk_bytes  # the shared network is untouched
     after = load_rows(trunk, [(row, None)]).state_dict()
     changed = {name for name, tensor in after.items() if not torch.allclose(tensor, before[name])}
     assert changed == {name for name in after if name.endswith(NORM_PARAMETERS)}  # every row tensor, nothing else
-    assert json.loads((styles / "fresh.json").read_text())["trunk"] == "cat"
+    fresh = json.loads((styles / "fresh.json").read_text())
+    assert fresh["trunk"] == "cat" and fresh["training"]["recipe"]["widths"] == [8, 8, 16]  # the trunk's
     new.init = str(weights / "dots.safetensors")  # a style's own row, trained on
     assert torch.equal(train_module.build_model(new).encoder[0].norm.weight, before["encoder.0.norm.weight"])
     # the catalogue's styles blend; the new one too

@@ -448,7 +448,8 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         trunk = weights_dir / f"{cfg.name}.safetensors"
         save_weights(model, trunk, {"style": cfg.name})
     training = {
-        "recipe": {k: v for k, v in asdict(cfg).items() if k not in RUN_OPTIONS},
+        # the network's own widths: a row on a frozen trunk has the trunk's, whatever --widths said
+        "recipe": {k: v for k, v in asdict(replace(cfg, widths=model.arch.widths)).items() if k not in RUN_OPTIONS},
         "style_images": [Path(path).name for path in cfg.style_images],
         "content_set": f"{Path(cfg.content_dir).name} ({content_photos} photos)",
         "loss_net": cfg.loss_net,
