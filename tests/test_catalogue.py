@@ -167,6 +167,7 @@ def test_promote_ships_a_candidate_catalogue_and_keeps_what_was_checked_by_hand(
     assert np.array_equal(solo, before["solo"])  # a whole-network style is not touched
 
 
+@needs_torch  # promotion re-exports the graphs
 def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
         rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.numpy import load_file, save_file
