@@ -79,10 +79,18 @@ def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[s
 
 
 def promote_rows(export: Path, root: Path, ship: list[str], trunk: str) -> None:
-    """Rows learnt on the shipped trunk: only they change."""
+    """Rows learnt on the shipped trunk: only they change. A row trained on from one kept unshipped records
+    that row's sha256 (its own training is the trunk's run), as a shipped style records the weights it left."""
     for name in ship:
+        unshipped = root / "weights" / "trunks" / f"{trunk}.unshipped" / f"{name}.safetensors"
         ship_style(name, export, root, trunk)
-        (root / "weights" / "trunks" / f"{trunk}.unshipped" / f"{name}.safetensors").unlink(missing_ok=True)
+        if unshipped.is_file():
+            path = root / "styles" / f"{name}.json"
+            meta = json.loads(path.read_text())
+            meta["training"].setdefault("init_weights", {"weights_sha256": file_sha256(unshipped),
+                                                         "trunk_sha256": meta["trunk_sha256"]})
+            write_metadata(path, meta)
+            unshipped.unlink()
 
 
 def main() -> None:

@@ -203,6 +203,8 @@ def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
     assert [s.name for s in stylize.list_styles()] == ["cool", "late", "solo", "warm"]
     assert sorted(path.name for path in unshipped.iterdir()) == ["other.safetensors"]  # late left it, other stays
     assert file_sha256(rows_catalogue / "weights" / "late.safetensors") == file_sha256(row)
+    record = json.loads((rows_catalogue / "styles" / "late.json").read_text())["training"]
+    assert record["init_weights"]["weights_sha256"] == file_sha256(rows_catalogue / "weights" / "cool.safetensors")
     for name, painted in before.items():  # the shipped rows and their trunk are untouched
         assert np.array_equal(np.asarray(stylize.stylize(photo, name, device="cpu", faces=False)), painted)
     late = np.asarray(stylize.stylize(photo, "late", device="cpu", faces=False), np.float64)
