@@ -28,8 +28,9 @@ from stylize.weights import file_sha256, identity_row, is_trunk
 FROM_CANDIDATE = ("architecture", "training", "weights_sha256", "trunk", "trunk_sha256")
 
 
-def ship_style(name: str, export: Path, root: Path, trunk: str | None = None) -> None:
-    """Weights (a whole network or a row), preview and merged metadata of ``name`` into the project at ``root``."""
+def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, kept_row: Path | None = None) -> None:
+    """Weights (a whole network or a row), preview and merged metadata of ``name`` into the project at ``root``.
+    ``kept_row``: the unshipped row a new style was trained on from, recorded like the weights a shipped one left."""
     shutil.copyfile(export / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.safetensors")
     shutil.copyfile(export / "styles" / f"{name}.jpg", root / "styles" / f"{name}.jpg")
     candidate = json.loads((export / "styles" / f"{name}.json").read_text())
@@ -41,6 +42,9 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None) ->
             **{key: meta[key] for key in ("weights_sha256", "trunk_sha256") if key in meta},
             "steps": before["steps"], "seconds": before["seconds"],
             **({"init_weights": before["init_weights"]} if "init_weights" in before else {})}
+    elif candidate["training"]["recipe"].get("init") and kept_row is not None and kept_row.is_file():
+        candidate["training"]["init_weights"] = {"weights_sha256": file_sha256(kept_row),
+                                                 "trunk_sha256": candidate["trunk_sha256"]}
     for key in FROM_CANDIDATE:
         meta.pop(key, None)
         if key in candidate:
@@ -79,18 +83,11 @@ def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[s
 
 
 def promote_rows(export: Path, root: Path, ship: list[str], trunk: str) -> None:
-    """Rows learnt on the shipped trunk: only they change. A row trained on from one kept unshipped records
-    that row's sha256 (its own training is the trunk's run), as a shipped style records the weights it left."""
+    """Rows learnt on the shipped trunk: only they change, and leave ``unshipped/``."""
     for name in ship:
-        unshipped = root / "weights" / "trunks" / f"{trunk}.unshipped" / f"{name}.safetensors"
-        ship_style(name, export, root, trunk)
-        if unshipped.is_file():
-            path = root / "styles" / f"{name}.json"
-            meta = json.loads(path.read_text())
-            meta["training"].setdefault("init_weights", {"weights_sha256": file_sha256(unshipped),
-                                                         "trunk_sha256": meta["trunk_sha256"]})
-            write_metadata(path, meta)
-            unshipped.unlink()
+        kept_row = root / "weights" / "trunks" / f"{trunk}.unshipped" / f"{name}.safetensors"
+        ship_style(name, export, root, trunk, kept_row)
+        kept_row.unlink(missing_ok=True)
 
 
 def main() -> None:
