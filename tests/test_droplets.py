@@ -1,0 +1,33 @@
+"""The droplet measure of ``benchmarks/droplets.py``: a local spike in the features is found, and where."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'stylize[torch]')")
+
+from droplets import DROPLET_RATIO, peak_ratio  # noqa: E402
+from stylize.network import StyleNet  # noqa: E402
+from stylize.weights import Architecture  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def network() -> StyleNet:
+    torch.manual_seed(0)
+    return StyleNet(Architecture((8, 16, 32), 2)).eval()
+
+
+def test_a_bright_spot_on_a_flat_photo_is_a_droplet_where_it_is(network: StyleNet) -> None:
+    photo = np.full((384, 384, 3), 128, np.uint8)
+    photo[200:204, 100:104] = 255
+    ratio, (row, column) = peak_ratio(network, photo)
+    assert ratio > DROPLET_RATIO
+    assert abs(row - 201 / 384) < 0.03 and abs(column - 101 / 384) < 0.03
+
+
+def test_texture_everywhere_is_not_a_droplet_at_any_size(network: StyleNet) -> None:
+    photo = np.random.default_rng(0).integers(0, 256, (383, 381, 3), dtype=np.uint8)  # padded to the network
+    ratio, (row, column) = peak_ratio(network, photo)
+    assert 1.0 <= ratio < DROPLET_RATIO
+    assert 0.0 <= row < 1.0 and 0.0 <= column < 1.0
