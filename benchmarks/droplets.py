@@ -14,17 +14,21 @@ times that, and where it sits in the image (row, column as fractions of the side
 from __future__ import annotations
 
 import statistics
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from evaluation import evaluation_photos, parse_arguments, parse_styles, print_table
 
+if TYPE_CHECKING:
+    from stylize.network import StyleNet
+
 #: A peak above this many times the 99th percentile is counted as a droplet (networks without one stay near 2).
 DROPLET_RATIO = 4.0
 
 
-def peak_ratio(network: "torch.nn.Module", rgb: np.ndarray) -> tuple[float, tuple[float, float]]:
+def peak_ratio(network: "StyleNet", rgb: np.ndarray) -> tuple[float, tuple[float, float]]:
     """The last residual block's peak over its 99th percentile on one photo, and where the peak sits."""
     from stylize.engine import DOWNSAMPLING
 
