@@ -14,31 +14,26 @@ times that, and where it sits in the image (row, column as fractions of the side
 from __future__ import annotations
 
 import statistics
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from evaluation import evaluation_photos, parse_arguments, parse_styles, print_table
-
-if TYPE_CHECKING:
-    from stylize.network import StyleNet
+from stylize.catalogue import read_selection
+from stylize.engine import padded_for_network
+from stylize.network import StyleNet
 
 #: A peak above this many times the 99th percentile is counted as a droplet (networks without one stay near 2).
 DROPLET_RATIO = 4.0
 
 
-def peak_ratio(network: "StyleNet", rgb: np.ndarray) -> tuple[float, tuple[float, float]]:
+def peak_ratio(network: StyleNet, rgb: np.ndarray) -> tuple[float, tuple[float, float]]:
     """The last residual block's peak over its 99th percentile on one photo, and where the peak sits."""
-    from stylize.engine import DOWNSAMPLING
-
-    h, w = rgb.shape[:2]
-    padded = np.pad(rgb, ((0, -h % DOWNSAMPLING), (0, -w % DOWNSAMPLING), (0, 0)), mode="reflect")
     features: list[torch.Tensor] = []
     hook = network.residuals[-1].register_forward_hook(lambda module, inputs, output: features.append(output))
     try:
         with torch.no_grad():
-            network(torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255)
+            network(torch.tensor(padded_for_network(rgb)).permute(2, 0, 1)[None].float() / 255)
     finally:
         hook.remove()
     peaks = features[0][0].abs().amax(dim=0)
@@ -48,9 +43,6 @@ def peak_ratio(network: "StyleNet", rgb: np.ndarray) -> tuple[float, tuple[float
 
 
 def main() -> None:
-    from stylize.catalogue import read_selection
-    from stylize.network import StyleNet
-
     args = parse_arguments(__doc__)
     photos = evaluation_photos(args.content_dir, args.limit)
     rows = {}

@@ -35,6 +35,16 @@ DOWNSAMPLING = 4
 MIN_SIDE = 32
 
 
+def padded_for_network(rgb: np.ndarray) -> np.ndarray:
+    """Any (H, W, 3) image padded at the bottom and right to what the network takes (crop back to H, W after)."""
+    h, w = rgb.shape[:2]
+    pad_h, pad_w = max(-h % DOWNSAMPLING, MIN_SIDE - h), max(-w % DOWNSAMPLING, MIN_SIDE - w)
+    if not (pad_h or pad_w):
+        return rgb
+    mode = "reflect" if pad_h < h and pad_w < w else "edge"
+    return np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+
+
 class Engine(ABC):
     """One network, loaded for one style or blend. Safe to share between threads: a pass holds no state
     outside its call, and passes run one at a time (each uses every core; memory stays one pass's)."""
@@ -66,11 +76,7 @@ class Engine(ABC):
     def _forward(self, rgb: np.ndarray, stats: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Any (H, W, 3) uint8 with H, W >= 1: padded to what the network takes, and cropped back."""
         h, w = rgb.shape[:2]
-        pad_h, pad_w = max(-h % DOWNSAMPLING, MIN_SIDE - h), max(-w % DOWNSAMPLING, MIN_SIDE - w)
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "edge"
-            rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
-        painted, measured = self._paint(np.ascontiguousarray(rgb), stats)
+        painted, measured = self._paint(np.ascontiguousarray(padded_for_network(rgb)), stats)
         return painted[:h, :w], measured
 
     def _guarded(self, pixels: int, run: Callable[[], Result]) -> Result:
