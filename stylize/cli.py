@@ -277,6 +277,8 @@ def train(
                                             "catalogue (paintings differ in stroke scale); repeatable."),
     style_weight: float = typer.Option(5.0), content_weight: float = typer.Option(1.0),
     color_weight: float = typer.Option(1.0), tv_weight: float = typer.Option(0.0),
+    droplet_weight: float = typer.Option(0.0, min=0.0, help="Penalise feature spikes that instance norm hides "
+                                         "(they paint saturated spots: benchmarks/droplets.py)."),
     directions: int = typer.Option(64, min=1, help="Random projections per sliced-Wasserstein term and step."),
     lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's learning rate [default: 1e-3] (also on --resume)."),
     lr_decay_start: Optional[int] = typer.Option(None, min=0, help="Cosine-decay the learning rate from this "
@@ -286,6 +288,8 @@ def train(
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network; with "
                                         "--trunk, a style's row to train on)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
+    distill: bool = typer.Option(False, "--distill", help="Learn to paint what --init paints, not the paintings "
+                                 "(with --droplet-weight: trains droplets out of a catalogue, styles kept)."),
     identity_style: bool = typer.Option(False, "--identity-style", help="A catalogue also learns a row that gives "
                                         "the photo back (strength in feature space)."),
     trunk: Optional[Path] = typer.Option(None, help="Learn only the new style's normalisation row on this "
@@ -338,8 +342,9 @@ def train(
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
                       style_weight=style_weight, content_weight=content_weight, color_weight=color_weight,
-                      tv_weight=tv_weight, directions=directions,
+                      tv_weight=tv_weight, droplet_weight=droplet_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
+                      distill=distill,
                       identity_style=identity_style, trunk=str(trunk) if trunk else None,
                       seed=seed, **how, **schedule)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")

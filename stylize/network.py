@@ -30,7 +30,10 @@ class NormPass:
     ``rows`` (2, channels of every layer): gamma and beta instead of the network's own rows;
     ``stats`` (2, same): mean and variance to normalise with instead of the image's own, ``replay``
     being the share of them used (1 = tiles; the exported graph takes it as an input);
-    ``measured``: when a list, each layer appends the (2, C) statistics it measured (batch of one).
+    ``measured``: when a list, each layer appends the (2, C) statistics it measured (batch of one);
+    ``peaks``: when a list, each layer appends, per image and pixel, the largest deviation of any channel from
+    its mean, in that channel's standard deviations (B, H, W): a *droplet* (a spike that rules the statistics)
+    stands out in it.
     """
 
     style: torch.Tensor | None = None
@@ -38,6 +41,7 @@ class NormPass:
     stats: torch.Tensor | None = None
     replay: torch.Tensor | float = 1.0
     measured: list[torch.Tensor] | None = None
+    peaks: list[torch.Tensor] | None = None
     offset: int = field(default=0, init=False)
 
     def take(self, channels: int) -> slice:
@@ -68,6 +72,8 @@ class ConditionalInstanceNorm(nn.Module):
         var, mean = torch.var_mean(x.float(), dim=(2, 3), unbiased=False, keepdim=True)
         if norm_pass.measured is not None:
             norm_pass.measured.append(torch.cat([mean.reshape(1, -1), var.reshape(1, -1)]))
+        if norm_pass.peaks is not None:
+            norm_pass.peaks.append(((x.float() - mean).abs() * torch.rsqrt(var + self.eps)).amax(dim=1))
         if norm_pass.stats is not None:
             given = norm_pass.stats[:, columns].float()
             mean = mean + norm_pass.replay * (given[0].reshape(mean.shape) - mean)

@@ -231,7 +231,7 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
 
 
 @pytest.mark.parametrize("case", ["empty_content", "style_not_image", "init_other_arch", "bad_widths",
-                                  "painting_size_of_no_painting"])
+                                  "painting_size_of_no_painting", "distill_without_init"])
 def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.ndarray, case: str) -> None:
     """Run as a user would (python -O, so no check can hide in an assert): exit 2, one line, no runs/NAME/."""
     import os
@@ -246,7 +246,7 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
             "--device", "cpu", "--widths", "8,8,16"]
     expect = {"empty_content": "no training photos", "style_not_image": "not a readable image",
               "init_other_arch": "--init", "bad_widths": "--widths",
-              "painting_size_of_no_painting": "--painting-size"}[case]
+              "painting_size_of_no_painting": "--painting-size", "distill_without_init": "--distill"}[case]
     if case == "empty_content":
         (tmp_path / "empty").mkdir()
         args[5] = str(tmp_path / "empty")
@@ -257,6 +257,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
         args += ["--init", str(tmp_path / "other.safetensors")]
     elif case == "bad_widths":
         args[-1] = "8,8"
+    elif case == "distill_without_init":
+        args += ["--distill"]
     else:
         args += ["--painting-size", "starry_night=256"]
     result = subprocess.run([sys.executable, "-O", "-m", "stylize.cli", *args], capture_output=True, text=True,
@@ -273,6 +275,50 @@ def test_each_painting_may_have_its_own_stroke_scale(tmp_path: Path, astronaut: 
                   painting_sizes={"dots": 40})
     assert [tuple(p.shape) for p in load_paintings(cfg)] == [(1, 3, 64, 64), (1, 3, 40, 40)]
     assert config_from_record(json.loads(json.dumps(asdict(cfg)))) == cfg  # recorded and read back with the recipe
+
+
+def test_droplet_penalty_and_mask_find_only_spikes_that_rule_a_norm() -> None:
+    from stylize.network import ConditionalInstanceNorm, NormPass
+    from stylize.training.train import DROPLET_REACH, DROPLET_Z, droplet_mask, droplet_penalty
+
+    smooth = torch.randn(2, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    spiked = smooth.clone()
+    spiked[1, 2, 5, 7] = 500.0  # one pixel of one channel of the second image
+    peaks: list[torch.Tensor] = []
+    ConditionalInstanceNorm(4)(spiked, NormPass(peaks=peaks))
+    assert peaks[0].shape == (2, 32, 32)
+    assert peaks[0][0].max() < DROPLET_Z < 25 < peaks[0][1, 5, 7]  # a lone spike among 1,024 pixels: ~32 deviations
+    assert droplet_penalty([peaks[0][:1]]) == 0
+    assert droplet_penalty(peaks) == pytest.approx(float(peaks[0][1, 5, 7] - DROPLET_Z) / 2)
+    mask = droplet_mask(peaks, (128, 128))  # at 4x the features' size, like the output of a residual block's
+    assert mask.shape == (2, 1, 128, 128) and mask[0].sum() == 0
+    rows, columns = torch.nonzero(mask[1, 0], as_tuple=True)
+    assert (rows.min(), rows.max(), columns.min(), columns.max()) == (
+        20 - DROPLET_REACH, 23 + DROPLET_REACH, 28 - DROPLET_REACH, 31 + DROPLET_REACH)
+
+
+def test_distilling_keeps_the_look_and_the_droplet_weight_lowers_the_peaks(
+        tmp_path: Path, astronaut: np.ndarray, tiny_lossnet: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylize.network import NormPass
+
+    content, stripes = make_data(tmp_path, astronaut)
+    first = train(config(tmp_path, content, stripes, steps=2))
+    kept = replace(config(tmp_path, content, stripes, steps=3), name="kept", init=str(first), distill=True)
+    before = load_weights(first).state_dict()
+    after = load_weights(train(kept)).state_dict()
+    assert all(torch.equal(after[name], tensor) for name, tensor in before.items())  # nothing pulls: nothing moves
+
+    monkeypatch.setattr(train_module, "DROPLET_Z", 0.0)  # every peak counts, so the penalty alone moves the weights
+    lowered = load_weights(train(replace(kept, name="lowered", droplet_weight=100.0, steps=8)))
+    photo = torch.from_numpy(astronaut[::8, ::8].copy()).permute(2, 0, 1)[None].float() / 255
+
+    def mean_peak(network: torch.nn.Module) -> float:
+        peaks: list[torch.Tensor] = []
+        with torch.no_grad():
+            network.paint(photo, NormPass(peaks=peaks))
+        return float(torch.stack([peak.amax() for peak in peaks]).mean())
+
+    assert mean_peak(lowered) < 0.9 * mean_peak(load_weights(first))
 
 
 def make_second_painting(root: Path) -> Path:

@@ -30,7 +30,8 @@ from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN, write_metadata
 from ..errors import StylizeError, UnreadableImageError
 from ..engine_torch import default_dtype, resolve_device, to_tensor, to_uint8
-from ..network import StyleNet, count_parameters, load_rows, load_weights, save_style_row, save_trunk, save_weights
+from ..network import (NormPass, StyleNet, count_parameters, load_rows, load_weights, save_style_row, save_trunk,
+                       save_weights)
 from ..weights import (NORM_PARAMETERS, Architecture, file_sha256, identity_row, is_trunk, mix_rows, read_rows,
                        rows_on)
 from . import losses
@@ -53,6 +54,8 @@ class TrainConfig:
     content_weight: float = 1.0
     color_weight: float = 1.0
     tv_weight: float = 0.0
+    #: penalises norm inputs further than DROPLET_Z standard deviations from their mean (see ``droplet_penalty``)
+    droplet_weight: float = 0.0
     directions: int = 64
     lr: float = 1e-3
     lr_decay_start: int | None = None
@@ -63,6 +66,9 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None
     identity: bool = False
+    #: learn to paint what the ``init`` network paints (no paintings): with ``droplet_weight``, trains a defect
+    #: out of a catalogue without retraining its styles
+    distill: bool = False
     #: one more row that learns to give the photo back: strength in feature space interpolates towards it
     identity_style: bool = False
     #: a catalogue network whose convolutions stay frozen: only the new style's row is learned
@@ -208,6 +214,41 @@ class Objective:
                  "tv": losses.total_variation(output)}
         parts["total"] = per_item.mean() + cfg.tv_weight * parts["tv"]
         return parts
+
+
+#: How far (in standard deviations) a norm layer's input may stray from its mean before it counts as a droplet:
+#: networks without droplets stay under about 15 at any size, the catalogue trunk's reach 27 on a 128 px crop.
+DROPLET_Z = 10.0
+#: How far (output pixels) a droplet's spike spreads through the decoder: 4 per feature pixel, and the convolutions.
+DROPLET_REACH = 8
+
+
+def droplet_penalty(peaks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """How far each norm layer's largest deviation (``NormPass.peaks``) exceeds DROPLET_Z, averaged.
+
+    Instance norm lets a network hide one strong spike in its features: the spike rules the layer's mean and
+    variance, and reaches the picture as a saturated spot (StyleGAN2's droplet). Only training can take it
+    out: clamping the spike at inference makes the spot larger.
+    """
+    return (torch.stack([peak.amax(dim=(1, 2)) for peak in peaks]) - DROPLET_Z).relu().mean()
+
+
+def droplet_mask(peaks: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W): 1 within DROPLET_REACH of a pixel where any norm layer's input strays past DROPLET_Z."""
+    spikes = [F.interpolate((peak > DROPLET_Z).float()[:, None], size=size, mode="nearest") for peak in peaks]
+    return F.max_pool2d(torch.stack(spikes).amax(dim=0), 2 * DROPLET_REACH + 1, stride=1, padding=DROPLET_REACH)
+
+
+@torch.no_grad()
+def teacher_target(teacher: StyleNet, content: torch.Tensor, styles: torch.Tensor,
+                   without_droplets: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """What distilling matches: the teacher's painting, and a weight per pixel -- 0 near the teacher's droplets
+    when they are being trained out (matching them there would teach them again), else 1."""
+    norm_pass = NormPass(style=styles, peaks=[] if without_droplets else None)
+    target = teacher.paint(content, norm_pass)
+    if not norm_pass.peaks:
+        return target, torch.ones_like(target[:, :1])
+    return target, 1 - droplet_mask(norm_pass.peaks, (target.shape[2], target.shape[3]))
 
 
 def load_paintings(cfg: TrainConfig) -> list[torch.Tensor]:
@@ -356,8 +397,11 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     torch.backends.cudnn.benchmark = True  # every step has the same shapes
     # everything a user can get wrong is checked before runs/NAME/ is made
     paths = list_content_images(Path(cfg.content_dir))
+    if cfg.distill and not cfg.init:
+        raise StylizeError("--distill: needs --init, the network whose look is kept")
     model = build_model(cfg)
-    objective = None if cfg.identity else build_objective(cfg, device)
+    objective = None if cfg.identity or cfg.distill else build_objective(cfg, device)
+    teacher = build_model(cfg).to(device).requires_grad_(False) if cfg.distill else None
     out_dir = cfg.out_dir
     ckpt = out_dir / "checkpoint.safetensors"
     if resume and not ckpt.is_file():
@@ -383,12 +427,19 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     for step, content in enumerate(batches, start + 1):
         content = content.to(device).contiguous(memory_format=torch.channels_last)
         styles = draw_styles(cfg.seed, step, cfg.batch, model.arch.styles).to(device)
+        norm_pass = NormPass(style=styles, peaks=[] if cfg.droplet_weight else None)
         with amp:
-            output = model(content, styles)
-            if objective is None:
+            output = model.paint(content, norm_pass)
+            if teacher is not None:
+                target, weight = teacher_target(teacher, content, styles, bool(cfg.droplet_weight))
+                parts = {"total": ((output.float() - target.float()).abs() * weight).mean()}
+            elif objective is None:
                 parts = {"total": (output.float() - content).abs().mean()}
             else:
                 parts = objective(output, content, [jitter(cfg.seed, step)], seed=step, styles=styles)
+            if norm_pass.peaks:
+                parts["droplet"] = droplet_penalty(norm_pass.peaks)
+                parts["total"] = parts["total"] + cfg.droplet_weight * parts["droplet"]
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         time_used = (time.time() - began) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
