@@ -11,6 +11,7 @@ pickle. Batch k depends only on (seed, k), so ``resume`` continues exactly.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import shutil
@@ -401,7 +402,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         raise StylizeError("--distill: needs --init, the network whose look is kept")
     model = build_model(cfg)
     objective = None if cfg.identity or cfg.distill else build_objective(cfg, device)
-    teacher = build_model(cfg).to(device).requires_grad_(False) if cfg.distill else None
+    teacher = copy.deepcopy(model).to(device) if cfg.distill else None  # the --init network, before any step
     out_dir = cfg.out_dir
     ckpt = out_dir / "checkpoint.safetensors"
     if resume and not ckpt.is_file():
