@@ -35,8 +35,10 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, ke
     shutil.copyfile(export / "styles" / f"{name}.jpg", root / "styles" / f"{name}.jpg")
     candidate = json.loads((export / "styles" / f"{name}.json").read_text())
     shipped_path = root / "styles" / f"{name}.json"
-    meta = json.loads(shipped_path.read_text()) if shipped_path.is_file() else {"name": name}
-    if candidate["training"]["recipe"].get("init") and "training" in meta:  # trained on from what shipped
+    shipped_before = shipped_path.is_file()
+    # a style shipping for the first time takes the candidate's whole record (its title and provenance too)
+    meta = json.loads(shipped_path.read_text()) if shipped_before else dict(candidate)
+    if candidate["training"]["recipe"].get("init") and shipped_before and "training" in meta:  # from what shipped
         before = meta["training"]
         candidate["training"]["init_weights"] = {
             **{key: meta[key] for key in ("weights_sha256", "trunk_sha256") if key in meta},

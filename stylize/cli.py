@@ -270,8 +270,9 @@ def train(
     name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json (a catalogue: "
                              "runs/NAME/network.safetensors)."),
     content_dir: Path = typer.Option(..., help="Folder of training photos."),
-    steps: int = typer.Option(800, min=1), size: int = typer.Option(128, min=32, help="Crop size."),
-    batch: int = typer.Option(4, min=1),
+    steps: int = typer.Option(800, min=1),
+    size: int = typer.Option(256, min=32, help="Crop size: the painting's distribution is matched in every crop."),
+    batch: int = typer.Option(2, min=1),
     style_size: int = typer.Option(512, min=32, help="The painting's long side: sets the brush-stroke scale."),
     painting_size: List[str] = typer.Option([], help="PAINTING=PX: another long side for one painting of a "
                                             "catalogue (paintings differ in stroke scale); repeatable."),

@@ -193,7 +193,7 @@ def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
     save_file(tensors, str(row), metadata=read_metadata(unshipped / "late.safetensors"))
     Image.fromarray(astronaut[::8, ::8]).save(export / "styles" / "late.jpg")
     (export / "styles" / "late.json").write_text(json.dumps({
-        "name": "late", "architecture": {"widths": [0]}, "trunk": "catalogue",
+        "name": "late", "title": "A Late Painting", "architecture": {"widths": [0]}, "trunk": "catalogue",
         "trunk_sha256": file_sha256(trunks / "catalogue.safetensors"), "weights_sha256": file_sha256(row),
         "training": {"recipe": {"init": str(unshipped / "late.safetensors")}, "steps": 7, "seconds": 1.0}}))
 
@@ -203,7 +203,9 @@ def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
     assert [s.name for s in stylize.list_styles()] == ["cool", "late", "solo", "warm"]
     assert sorted(path.name for path in unshipped.iterdir()) == ["other.safetensors"]  # late left it, other stays
     assert file_sha256(rows_catalogue / "weights" / "late.safetensors") == file_sha256(row)
-    record = json.loads((rows_catalogue / "styles" / "late.json").read_text())["training"]
+    shipped = json.loads((rows_catalogue / "styles" / "late.json").read_text())
+    assert shipped["title"] == "A Late Painting"  # shipping for the first time: the candidate's whole record
+    record = shipped["training"]
     assert record["init_weights"]["weights_sha256"] == file_sha256(rows_catalogue / "weights" / "cool.safetensors")
     for name, painted in before.items():  # the shipped rows and their trunk are untouched
         assert np.array_equal(np.asarray(stylize.stylize(photo, name, device="cpu", faces=False)), painted)

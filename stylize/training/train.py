@@ -46,8 +46,10 @@ class TrainConfig:
     name: str
     content_dir: str
     steps: int = 800
-    size: int = 128
-    batch: int = 4
+    #: the style is matched crop by crop, so a small crop must hold the whole painting's distribution (busy,
+    #: crowded strokes): 256 is about a whole training photo (short side 288), as a photo is whole at inference
+    size: int = 256
+    batch: int = 2
     style_size: int = 512
     #: painting (file stem) -> its own long side where it differs from ``style_size``
     painting_sizes: dict[str, int] = field(default_factory=dict)
