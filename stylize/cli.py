@@ -16,6 +16,7 @@ import typer
 
 from .errors import MissingExtraError, StylizeError
 from .options import EngineName, HDStrategy, Options
+from .training.config import TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Repaint photos in an artistic style, with faces kept recognisable.")
@@ -270,17 +271,23 @@ def train(
     name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json (a catalogue: "
                              "runs/NAME/network.safetensors)."),
     content_dir: Path = typer.Option(..., help="Folder of training photos."),
-    steps: int = typer.Option(800, min=1),
-    size: int = typer.Option(256, min=32, help="Crop size: the painting's distribution is matched in every crop."),
-    batch: int = typer.Option(2, min=1),
-    style_size: int = typer.Option(512, min=32, help="The painting's long side: sets the brush-stroke scale."),
+    steps: int = typer.Option(TrainConfig.steps, min=1),
+    size: int = typer.Option(TrainConfig.size, min=32,
+                             help="Crop size: the painting's distribution is matched in every crop."),
+    batch: int = typer.Option(TrainConfig.batch, min=1),
+    style_size: int = typer.Option(TrainConfig.style_size, min=32,
+                                   help="The painting's long side: sets the brush-stroke scale."),
     painting_size: List[str] = typer.Option([], help="PAINTING=PX: another long side for one painting of a "
                                             "catalogue (paintings differ in stroke scale); repeatable."),
-    style_weight: float = typer.Option(5.0), content_weight: float = typer.Option(1.0),
-    color_weight: float = typer.Option(1.0), tv_weight: float = typer.Option(0.0),
-    droplet_weight: float = typer.Option(0.0, min=0.0, help="Penalise feature spikes that instance norm hides "
+    style_weight: float = typer.Option(TrainConfig.style_weight),
+    content_weight: float = typer.Option(TrainConfig.content_weight),
+    color_weight: float = typer.Option(TrainConfig.color_weight),
+    tv_weight: float = typer.Option(TrainConfig.tv_weight),
+    droplet_weight: float = typer.Option(TrainConfig.droplet_weight, min=0.0,
+                                         help="Penalise feature spikes that instance norm hides "
                                          "(they paint saturated spots: benchmarks/droplets.py)."),
-    directions: int = typer.Option(64, min=1, help="Random projections per sliced-Wasserstein term and step."),
+    directions: int = typer.Option(TrainConfig.directions, min=1,
+                                   help="Random projections per sliced-Wasserstein term and step."),
     lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's learning rate [default: 1e-3] (also on --resume)."),
     lr_decay_start: Optional[int] = typer.Option(None, min=0, help="Cosine-decay the learning rate from this "
                                                  "step to zero at --steps (also on --resume)."),
@@ -312,7 +319,7 @@ def train(
 
     if not (installed("torch") and installed("h5py")):
         raise MissingExtraError("training needs torch and h5py: pip install 'stylize[torch]'")
-    from .training.train import TrainConfig, checkpoint_config, train as run_training
+    from .training.train import checkpoint_config, train as run_training
 
     how = dict(device=device, workers=workers, cache_content=cache_content, max_minutes=max_minutes,
                checkpoint_every=checkpoint_every, sample_every=checkpoint_every,

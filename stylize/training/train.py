@@ -17,7 +17,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -36,70 +36,9 @@ from ..network import (NormPass, StyleNet, count_parameters, load_rows, load_wei
 from ..weights import (NORM_PARAMETERS, Architecture, file_sha256, identity_row, is_trunk, mix_rows, read_rows,
                        rows_on)
 from . import losses
+from .config import RUN_OPTIONS, TrainConfig
 from .data import StepBatches, list_content_images
 from .lossnet import VGGFeatures, load_loss_net
-
-
-@dataclass
-class TrainConfig:
-    style_images: tuple[str, ...]
-    name: str
-    content_dir: str
-    steps: int = 800
-    #: the style is matched crop by crop, so a small crop must hold the whole painting's distribution (busy,
-    #: crowded strokes): 256 is about a whole training photo (short side 288), as a photo is whole at inference
-    size: int = 256
-    batch: int = 2
-    style_size: int = 512
-    #: painting (file stem) -> its own long side where it differs from ``style_size``
-    painting_sizes: dict[str, int] = field(default_factory=dict)
-    style_weight: float = 5.0
-    content_weight: float = 1.0
-    color_weight: float = 1.0
-    tv_weight: float = 0.0
-    #: penalises norm inputs further than DROPLET_Z standard deviations from their mean (see ``droplet_penalty``)
-    droplet_weight: float = 0.0
-    directions: int = 64
-    lr: float = 1e-3
-    lr_decay_start: int | None = None
-    clip_grad: float = 1.0
-    widths: tuple[int, int, int] = (16, 32, 64)
-    res_blocks: int = 5
-    loss_net: str = "hed"
-    seed: int = 0
-    init: str | None = None
-    identity: bool = False
-    #: learn to paint what the ``init`` network paints (no paintings): with ``droplet_weight``, trains a defect
-    #: out of a catalogue without retraining its styles
-    distill: bool = False
-    #: one more row that learns to give the photo back: strength in feature space interpolates towards it
-    identity_style: bool = False
-    #: a catalogue network whose convolutions stay frozen: only the new style's row is learned
-    trunk: str | None = None
-    device: str = "auto"
-    run_dir: str = "runs"
-    weights_dir: str = "weights"
-    styles_dir: str = "styles"
-    checkpoint_every: int = 50
-    sample_every: int = 50
-    log_every: int = 10
-    workers: int = 1
-    cache_content: bool = False
-    max_minutes: float | None = None
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.run_dir) / self.name
-
-    @property
-    def style_names(self) -> list[str]:
-        """One per row of the network: the paintings' file names, then ``identity`` if learned."""
-        return [Path(p).stem for p in self.style_images] + (["identity"] if self.identity_style else [])
-
-
-#: How a run is carried out rather than what it learns: left out of the recipe recorded in styles/NAME.json.
-RUN_OPTIONS = frozenset({"run_dir", "weights_dir", "styles_dir", "device", "workers", "log_every", "cache_content",
-                         "max_minutes"})
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
