@@ -50,6 +50,24 @@ def test_bad_blends_are_clear_errors(rows_catalogue: Path, spec: str, message: s
         stylize.Stylizer(spec, device="cpu")
 
 
+def test_shipped_trunks_blend_within_and_refuse_across(astronaut: np.ndarray) -> None:
+    """The shipped styles come from more than one trunk: rows blend with rows of their own trunk only, since a
+    row means something only on the convolutions it was learnt with."""
+    by_trunk: dict[str, list[str]] = {}
+    for style in stylize.list_styles():
+        if style.trunk is not None:
+            by_trunk.setdefault(style.trunk.stem, []).append(style.name)
+    assert len(by_trunk) >= 2 and all(len(names) >= 2 for names in by_trunk.values())
+    (first, second, *_), (other, *_) = list(by_trunk.values())[:2]
+    with pytest.raises(stylize.StylizeError, match="one multi-style network"):
+        stylize.Stylizer(f"{first}:0.5,{other}:0.5", device="cpu")
+    photo = astronaut[::4, ::4]
+    painted = {spec: np.asarray(stylize.stylize(photo, spec, device="cpu", faces=False), np.float64)
+               for spec in (first, second, other, f"{first}:0.5,{second}:0.5")}
+    assert np.abs(painted[first] - painted[other]).mean() > 5
+    assert np.abs(painted[f"{first}:0.5,{second}:0.5"] - painted[first]).mean() > 1
+
+
 def test_a_replaced_trunk_is_refused(rows_catalogue: Path) -> None:
     trunk = rows_catalogue / "weights" / "trunks" / "catalogue.safetensors"
     tampered(trunk, lambda t: t.__setitem__("to_rgb.1.bias", t["to_rgb.1.bias"] + 1)).replace(trunk)  # still valid
