@@ -21,6 +21,7 @@ from .training.config import TrainConfig
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Repaint photos in an artistic style, with faces kept recognisable.")
 F = TypeVar("F", bound=Callable)
+T = TypeVar("T")
 
 
 def user_errors(func: F) -> F:
@@ -280,6 +281,8 @@ def train(
     painting_size: List[str] = typer.Option([], help="PAINTING=PX: another long side for one painting of a "
                                             "catalogue (paintings differ in stroke scale); repeatable."),
     style_weight: float = typer.Option(TrainConfig.style_weight),
+    painting_weight: List[str] = typer.Option([], help="PAINTING=W: another style weight for one painting of a "
+                                              "catalogue (one that lags the others); repeatable."),
     content_weight: float = typer.Option(TrainConfig.content_weight),
     color_weight: float = typer.Option(TrainConfig.color_weight),
     tv_weight: float = typer.Option(TrainConfig.tv_weight),
@@ -342,22 +345,37 @@ def train(
         width_tuple = ()
     if len(width_tuple) != 3 or min(width_tuple) < 1:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
-    painting_sizes, paintings = {}, {image.stem for image in style_images}
-    for spec in painting_size:
-        painting, _, px = spec.partition("=")
-        if painting not in paintings or not px.isdigit() or int(px) < 32:
-            raise StylizeError(f"--painting-size {spec!r}: needs PAINTING=PX, a painting of this run (file name "
-                               "without .jpg) and a long side of at least 32")
-        painting_sizes[painting] = int(px)
+    paintings = {image.stem for image in style_images}
+    painting_sizes = per_painting("--painting-size", painting_size, paintings, int, "a long side of at least 32",
+                                  lambda px: px >= 32)
+    painting_weights = per_painting("--painting-weight", painting_weight, paintings, float, "a style weight above 0",
+                                    lambda weight: 0 < weight < float("inf"))
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
-                      style_weight=style_weight, content_weight=content_weight, color_weight=color_weight,
+                      style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight, color_weight=color_weight,
                       tv_weight=tv_weight, droplet_weight=droplet_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       distill=distill,
                       identity_style=identity_style, trunk=str(trunk) if trunk else None,
                       seed=seed, **how, **schedule)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")
+
+
+def per_painting(option: str, specs: List[str], paintings: set[str], parse: Callable[[str], T], what: str,
+                 valid: Callable[[T], bool]) -> dict[str, T]:
+    """PAINTING=VALUE options (one painting of a catalogue differing from the rest) as a dict, or one-line errors."""
+    values = {}
+    for spec in specs:
+        painting, _, text = spec.partition("=")
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if painting not in paintings or value is None or not valid(value):
+            raise StylizeError(f"{option} {spec!r}: needs PAINTING=VALUE, a painting of this run (file name without "
+                               f".jpg) and {what}")
+        values[painting] = value
+    return values
 
 
 def main() -> None:

@@ -231,7 +231,8 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
 
 
 @pytest.mark.parametrize("case", ["empty_content", "style_not_image", "init_other_arch", "bad_widths",
-                                  "painting_size_of_no_painting", "distill_without_init"])
+                                  "painting_size_of_no_painting", "painting_weight_not_above_0",
+                                  "distill_without_init"])
 def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.ndarray, case: str) -> None:
     """Run as a user would (python -O, so no check can hide in an assert): exit 2, one line, no runs/NAME/."""
     import os
@@ -246,7 +247,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
             "--device", "cpu", "--widths", "8,8,16"]
     expect = {"empty_content": "no training photos", "style_not_image": "not a readable image",
               "init_other_arch": "--init", "bad_widths": "--widths",
-              "painting_size_of_no_painting": "--painting-size", "distill_without_init": "--distill"}[case]
+              "painting_size_of_no_painting": "--painting-size", "painting_weight_not_above_0": "--painting-weight",
+              "distill_without_init": "--distill"}[case]
     if case == "empty_content":
         (tmp_path / "empty").mkdir()
         args[5] = str(tmp_path / "empty")
@@ -259,6 +261,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
         args[-1] = "8,8"
     elif case == "distill_without_init":
         args += ["--distill"]
+    elif case == "painting_weight_not_above_0":
+        args += ["--painting-weight", f"{style.stem}=0"]
     else:
         args += ["--painting-size", "starry_night=256"]
     result = subprocess.run([sys.executable, "-O", "-m", "stylize.cli", *args], capture_output=True, text=True,
@@ -275,6 +279,25 @@ def test_each_painting_may_have_its_own_stroke_scale(tmp_path: Path, astronaut: 
                   painting_sizes={"dots": 40})
     assert [tuple(p.shape) for p in load_paintings(cfg)] == [(1, 3, 64, 64), (1, 3, 40, 40)]
     assert config_from_record(json.loads(json.dumps(asdict(cfg)))) == cfg  # recorded and read back with the recipe
+
+
+def test_each_painting_may_have_its_own_style_weight(tmp_path: Path, astronaut: np.ndarray,
+                                                     tiny_lossnet: None) -> None:
+    """Only the items of the reweighted painting score differently, by exactly the extra weight on their style."""
+    content, style = make_data(tmp_path, astronaut)
+    dots = make_second_painting(tmp_path)
+    even = replace(config(tmp_path, content, style, 1), style_images=(str(style), str(dots)), identity_style=True)
+    uneven = replace(even, painting_weights={"dots": 4 * even.style_weight})
+    photo = torch.from_numpy(astronaut[100:164, 200:264]).permute(2, 0, 1)[None].float() / 255
+    output = photo.flip(3)
+    for index, extra in ((0, 0.0), (1, 3 * even.style_weight), (2, 0.0)):  # style, dots, identity
+        styles = torch.tensor([index])
+        before = train_module.build_objective(even)(output, photo, [(0, 0)], styles=styles)
+        after = train_module.build_objective(uneven)(output, photo, [(0, 0)], styles=styles)
+        expected = float(before["total"]) + extra * float(before["style"])
+        assert float(after["total"]) == pytest.approx(expected, rel=1e-5) and float(before["style"]) >= 0
+    assert extra == 0 and float(before["style"]) == 0  # the identity item has no style term to weigh
+    assert config_from_record(json.loads(json.dumps(asdict(uneven)))) == uneven
 
 
 def test_droplet_penalty_and_mask_find_only_spikes_that_rule_a_norm() -> None:

@@ -23,6 +23,9 @@ class TrainConfig:
     #: painting (file stem) -> its own long side where it differs from ``style_size``
     painting_sizes: dict[str, int] = field(default_factory=dict)
     style_weight: float = 5.0
+    #: painting (file stem) -> its own style weight where it differs from ``style_weight``: a catalogue's paintings
+    #: share the trunk, and one that lags the others can be pulled harder without pulling them all
+    painting_weights: dict[str, float] = field(default_factory=dict)
     content_weight: float = 1.0
     color_weight: float = 1.0
     tv_weight: float = 0.0
