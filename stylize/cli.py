@@ -352,7 +352,8 @@ def train(
                                     lambda weight: 0 < weight < float("inf"))
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
-                      style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight, color_weight=color_weight,
+                      style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight,
+                      color_weight=color_weight,
                       tv_weight=tv_weight, droplet_weight=droplet_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       distill=distill,
