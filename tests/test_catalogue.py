@@ -186,6 +186,38 @@ def test_promote_ships_a_candidate_catalogue_and_keeps_what_was_checked_by_hand(
 
 
 @needs_torch  # promotion re-exports the graphs
+def test_promote_records_what_a_whole_network_was_trained_from(
+        rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the shipped weights: the shipped record is chained on. From a candidate that never shipped: only that
+    candidate's checksum (the shipped record is no ancestor)."""
+    from promote import main as promote
+    from stylize.weights import file_sha256
+
+    shipped = rows_catalogue / "weights" / "solo.safetensors"
+    export = rows_catalogue / "runs" / "export-solo"
+    (export / "weights").mkdir(parents=True)
+    (export / "styles").mkdir()
+    shutil.copyfile(shipped, export / "weights" / "solo.safetensors")
+    Image.fromarray(astronaut[::8, ::8]).save(export / "styles" / "solo.jpg")
+    never_shipped = "ab" * 32
+    for init_sha256 in (file_sha256(shipped), never_shipped):
+        before = json.loads((rows_catalogue / "styles" / "solo.json").read_text())
+        (export / "styles" / "solo.json").write_text(json.dumps({
+            "name": "solo", "architecture": before["architecture"], "weights_sha256": file_sha256(shipped),
+            "training": {"recipe": {"init": "runs/x/weights/solo.safetensors"}, "init_sha256": init_sha256,
+                         "steps": 7, "seconds": 1.0}}))
+        monkeypatch.setattr(sys, "argv", ["promote.py", str(export), "solo", "--root", str(rows_catalogue)])
+        promote()
+        after = json.loads((rows_catalogue / "styles" / "solo.json").read_text())
+        assert after["title"] == "Solo" and after["training"]["steps"] == 7
+        chained = after["training"]["init_weights"]
+        if init_sha256 == never_shipped:
+            assert chained == {"weights_sha256": never_shipped, "file": "runs/x/weights/solo.safetensors"}
+        else:
+            assert chained["weights_sha256"] == init_sha256 and chained["steps"] == before["training"]["steps"]
+
+
+@needs_torch  # promotion re-exports the graphs
 def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
         rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.numpy import load_file, save_file

@@ -13,6 +13,7 @@ from PIL import Image
 torch = pytest.importorskip("torch", reason="training needs torch (pip install 'stylize[torch]')")
 
 from stylize.network import load_weights  # noqa: E402
+from stylize.weights import file_sha256  # noqa: E402
 from stylize.training import lossnet, train as train_module  # noqa: E402
 from stylize.training.losses import STYLE_LAYERS, SlicedDistribution, random_directions, relative_sq_error  # noqa: E402
 from stylize.training.train import (TrainConfig, checkpoint_config, config_from_record, load_paintings,  # noqa: E402
@@ -428,6 +429,10 @@ def test_a_catalogue_continues_from_its_shipped_files(tmp_path: Path, astronaut:
     warm = build_model(cfg).state_dict()
     assert all(torch.equal(warm[name], tensor) for name, tensor in shipped.items())
     assert warm["encoder.0.norm.weight"].shape[0] == 3  # two paintings and the identity row, in the recipe's order
+    went_on = tmp_path / "went_on"  # exported apart: the rows above stay the trunk's
+    train(replace(cfg, name="cat2", steps=1, weights_dir=str(went_on / "weights"), styles_dir=str(went_on / "styles")))
+    record = json.loads((went_on / "styles" / f"{stripes.stem}.json").read_text())["training"]
+    assert record["recipe"]["init"] == str(trunk) and record["init_sha256"] == file_sha256(trunk)  # for promote
     unshipped = trunk.parent / "cat.unshipped"  # a style that did not pass keeps its row here, out of the catalogue
     unshipped.mkdir()
     (tmp_path / "weights" / "dots.safetensors").rename(unshipped / "dots.safetensors")

@@ -456,6 +456,8 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         "seconds": round(seconds, 1),
         "final_losses": final_losses,
         "torch": torch.__version__,
+        # which --init this was (the file may be replaced later, e.g. by shipping this run)
+        **({"init_sha256": file_sha256(Path(cfg.init))} if cfg.init and Path(cfg.init).is_file() else {}),
     }
     one_row = replace(model.arch, styles=1)
     architecture = {**one_row.to_metadata(), "parameters": count_parameters(StyleNet(one_row))}
