@@ -42,16 +42,18 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, ke
     # what the run started from (recorded since 2026-11-27; older records started from what shipped)
     init_sha256 = training.get("init_sha256")
     from_shipped = init_sha256 is None or init_sha256 in (meta.get("weights_sha256"), meta.get("trunk_sha256"))
-    if training["recipe"].get("init") and shipped_before and "training" in meta and from_shipped:
-        before = meta["training"]
-        training["init_weights"] = {
-            **{key: meta[key] for key in ("weights_sha256", "trunk_sha256") if key in meta},
-            "steps": before["steps"], "seconds": before["seconds"],
-            **({"init_weights": before["init_weights"]} if "init_weights" in before else {})}
-    elif training["recipe"].get("init") and kept_row is not None and kept_row.is_file():
-        training["init_weights"] = {"weights_sha256": file_sha256(kept_row), "trunk_sha256": candidate["trunk_sha256"]}
-    elif init_sha256 is not None:  # a candidate that never shipped: its own record was not kept
-        training["init_weights"] = {"weights_sha256": init_sha256, "file": training["recipe"]["init"]}
+    if training["recipe"].get("init"):  # warm-started: record from what
+        if shipped_before and "training" in meta and from_shipped:
+            before = meta["training"]
+            training["init_weights"] = {
+                **{key: meta[key] for key in ("weights_sha256", "trunk_sha256") if key in meta},
+                "steps": before["steps"], "seconds": before["seconds"],
+                **({"init_weights": before["init_weights"]} if "init_weights" in before else {})}
+        elif kept_row is not None and kept_row.is_file():
+            training["init_weights"] = {"weights_sha256": file_sha256(kept_row),
+                                        "trunk_sha256": candidate["trunk_sha256"]}
+        elif init_sha256 is not None:  # a candidate that never shipped: its own record was not kept
+            training["init_weights"] = {"weights_sha256": init_sha256, "file": training["recipe"]["init"]}
     for key in FROM_CANDIDATE:
         meta.pop(key, None)
         if key in candidate:

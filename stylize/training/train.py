@@ -112,9 +112,9 @@ class Objective:
     def __init__(self, cfg: TrainConfig, lossnet: VGGFeatures, paintings: Sequence[torch.Tensor]) -> None:
         self.cfg, self.lossnet = cfg, lossnet
         self.paintings = len(paintings)
-        #: each painting's style weight; an identity item (past the paintings) is clamped to the last, then masked
+        #: each row's style weight, indexed by style: the paintings', then 0 for the identity row (no style term)
         self.style_weights = torch.tensor([cfg.painting_weights.get(Path(path).stem, cfg.style_weight)
-                                           for path in cfg.style_images])
+                                           for path in cfg.style_images] + [0.0])
         with torch.no_grad():
             feats = [lossnet(painting) for painting in paintings]
             self.style = {k: losses.SlicedDistribution([f[k] for f in feats]) for k in losses.STYLE_LAYERS}
@@ -153,8 +153,8 @@ class Objective:
         color = style_term(output, self.palette, styles, painted).repeat(len(offsets))
         identity = (output.float() - photo.float()).abs().mean(dim=(1, 2, 3)).repeat(len(offsets))
         cfg = self.cfg
-        style_weights = self.style_weights.to(output.device)[crop_styles.clamp(max=self.paintings - 1)]
-        per_item = torch.where(crop_painted, cfg.content_weight * content + style_weights * style
+        per_item = torch.where(crop_painted, cfg.content_weight * content
+                               + self.style_weights.to(output.device)[crop_styles] * style
                                + cfg.color_weight * color, identity)
         parts = {"content": content.mean(), "style": style.mean(), "color": color.mean(),
                  "tv": losses.total_variation(output)}
