@@ -286,6 +286,8 @@ def train(
     content_weight: float = typer.Option(TrainConfig.content_weight),
     color_weight: float = typer.Option(TrainConfig.color_weight),
     tv_weight: float = typer.Option(TrainConfig.tv_weight),
+    tone_weight: float = typer.Option(TrainConfig.tone_weight, min=0.0,
+                                      help="Keep the photo's light and dark areas, in the painting's tones."),
     droplet_weight: float = typer.Option(TrainConfig.droplet_weight, min=0.0,
                                          help="Penalise feature spikes that instance norm hides "
                                          "(they paint saturated spots: benchmarks/droplets.py)."),
@@ -353,7 +355,7 @@ def train(
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
                       style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight,
-                      color_weight=color_weight,
+                      color_weight=color_weight, tone_weight=tone_weight,
                       tv_weight=tv_weight, droplet_weight=droplet_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       distill=distill,

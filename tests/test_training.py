@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch", reason="training needs torch (pip install '
 from stylize.network import load_weights  # noqa: E402
 from stylize.weights import file_sha256  # noqa: E402
 from stylize.training import lossnet, train as train_module  # noqa: E402
-from stylize.training.losses import STYLE_LAYERS, SlicedDistribution, random_directions, relative_sq_error  # noqa: E402
+from stylize.training.losses import (STYLE_LAYERS, TONE_CELL, SlicedDistribution, ToneLayout,  # noqa: E402
+                                     luminance, random_directions, relative_sq_error)
 from stylize.training.train import (TrainConfig, checkpoint_config, config_from_record, load_paintings,  # noqa: E402
                                    train)
 
@@ -155,6 +156,38 @@ def test_each_item_is_compared_with_its_own_painting() -> None:
     own = target.distance(batch, directions(3), torch.tensor([0, 1]))
     swapped = target.distance(batch, directions(3), torch.tensor([1, 0]))
     assert float(own.max()) < 0.01 < float(swapped.min())
+
+
+def test_tone_layout_keeps_the_photos_darks_in_the_paintings_tones() -> None:
+    """The target ranks the photo's coarse cells and gives them the painting's tones: dark stays dark, but the
+    tones are the painting's (a pale painting gives a pale target), so it never pulls toward the photo's tones."""
+    cells = 6
+    ramp = torch.linspace(0, 1, cells * TONE_CELL).view(1, 1, 1, -1).expand(1, 3, cells * TONE_CELL, -1)
+    photo = ramp.flip(3).contiguous()  # light on the left, dark on the right
+    pale = 0.6 + 0.3 * torch.rand(1, 3, 40, 40)
+    tone = ToneLayout([pale])
+    target = tone.target(photo, torch.tensor([0]))
+    assert target.shape == (1, 1, cells, cells)
+    row = target[0, 0, 0]
+    assert bool((row[:-1] >= row[1:]).all())  # the photo's order: left is lighter
+    assert float(target.min()) > 0.55  # but in the painting's (pale) tones
+    in_layout = target.expand(1, 3, -1, -1).repeat_interleave(TONE_CELL, 2).repeat_interleave(TONE_CELL, 3)
+    inverted = in_layout.flip(3)
+    same, swapped = (float(tone.distance(out, photo, torch.tensor([0]))) for out in (in_layout, inverted))
+    assert same < 1e-8 < 1.0 < swapped  # the same tones put where the photo has the opposite are far
+
+
+def test_tone_layout_scores_each_item_against_its_own_painting() -> None:
+    torch.manual_seed(0)
+    dark, bright = torch.rand(1, 3, 32, 32) * 0.3, 0.7 + torch.rand(1, 3, 48, 32) * 0.3
+    tone = ToneLayout([dark, bright])
+    photo = torch.rand(2, 3, 32, 32)
+    target = tone.target(photo, torch.tensor([0, 1]))
+    assert float(target[0].max()) < 0.3 < 0.7 < float(target[1].min())
+    painted = target.repeat_interleave(TONE_CELL, 2).repeat_interleave(TONE_CELL, 3).expand(-1, 3, -1, -1)
+    assert float(tone.distance(painted, photo, torch.tensor([0, 1])).max()) < 1e-8
+    assert float(tone.distance(painted, photo, torch.tensor([1, 0])).min()) > 1.0
+    assert torch.allclose(luminance(torch.ones(1, 3, 2, 2)), torch.ones(1, 1, 2, 2))
 
 
 def test_hed_weights_map_every_layer() -> None:
@@ -299,6 +332,23 @@ def test_each_painting_may_have_its_own_style_weight(tmp_path: Path, astronaut: 
         assert float(after["total"]) == pytest.approx(expected, rel=1e-5) and float(before["style"]) >= 0
     assert extra == 0 and float(before["style"]) == 0  # the identity item has no style term to weigh
     assert config_from_record(json.loads(json.dumps(asdict(uneven)))) == uneven
+
+
+def test_the_tone_term_adds_by_its_weight_on_painted_items_only(tmp_path: Path, astronaut: np.ndarray,
+                                                                tiny_lossnet: None) -> None:
+    content, style = make_data(tmp_path, astronaut)
+    plain = replace(config(tmp_path, content, style, 1), identity_style=True)
+    toned = replace(plain, tone_weight=2.0)
+    photo = torch.from_numpy(astronaut[100:164, 200:264]).permute(2, 0, 1)[None].float() / 255
+    output = 1 - photo  # every light area dark: the layout inverted
+    for index in (0, 1):  # the painting, identity
+        styles = torch.tensor([index])
+        before = train_module.build_objective(plain)(output, photo, [(0, 0)], styles=styles)
+        after = train_module.build_objective(toned)(output, photo, [(0, 0)], styles=styles)
+        assert float(after["total"]) == pytest.approx(float(before["total"]) + 2.0 * float(before["tone"]), rel=1e-5)
+    assert float(before["tone"]) == 0  # the identity item gives the photo back: no tone term
+    painted = train_module.build_objective(plain)(output, photo, [(0, 0)], styles=torch.tensor([0]))
+    assert float(painted["tone"]) > 1.0
 
 
 def test_droplet_penalty_and_mask_find_only_spikes_that_rule_a_norm() -> None:

@@ -29,6 +29,9 @@ class TrainConfig:
     content_weight: float = 1.0
     color_weight: float = 1.0
     tv_weight: float = 0.0
+    #: keeps the photo's coarse light-and-dark layout in the painting's tones (``losses.ToneLayout``): without it
+    #: a painting's darks may land anywhere, a black coat painted pale and a white wall dark
+    tone_weight: float = 0.0
     #: penalises norm inputs further than DROPLET_Z standard deviations from their mean (see ``droplet_penalty``)
     droplet_weight: float = 0.0
     directions: int = 64

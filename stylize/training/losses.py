@@ -68,3 +68,46 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of neighbouring pixels."""
     x = image.float()
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 1, H, W) luma (Rec. 601)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=image.device).view(1, 3, 1, 1)
+    return (image.float() * weights).sum(dim=1, keepdim=True)
+
+
+#: the tonal layout is compared on cells this many pixels wide: large shapes, not brush strokes
+TONE_CELL = 8
+
+
+class ToneLayout:
+    """Where the photo is dark the output should be dark, in the painting's own tones.
+
+    Distribution matching says which tones appear, not where: a network may paint a black helmet pale and a
+    white wall dark green, and the picture loses its shapes. The target ranks the photo's coarse luminance cells
+    and gives each the painting's coarse tone of the same rank (histogram matching), so it keeps the photo's
+    light-and-dark layout without pulling toward the photo's tones.
+    """
+
+    def __init__(self, paintings: Sequence[torch.Tensor], quantiles: int = 1024) -> None:
+        tones = [F.avg_pool2d(luminance(p), TONE_CELL).flatten().sort().values[None, None] for p in paintings]
+        self.tones = torch.cat([F.interpolate(t, size=quantiles, mode="linear", align_corners=True)[0]
+                                for t in tones])  # (S, Q): each painting's coarse tones, sorted
+        #: errors are relative to each painting's tonal spread, so a flat painting is held as firmly as a bold one
+        self.spread = self.tones.var(dim=1).clamp_min(1e-6)  # (S,)
+
+    def target(self, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w): the photo's coarse luminance cells, each given its style's painting tone of the same rank."""
+        cells = F.avg_pool2d(luminance(photo), TONE_CELL)
+        flat = cells.flatten(1)
+        tones = F.interpolate(self.tones.to(photo.device)[styles][:, None], size=flat.shape[1], mode="linear",
+                              align_corners=True)[:, 0]
+        ranked = torch.empty_like(flat).scatter_(1, flat.argsort(dim=1), tones)
+        return ranked.view_as(cells)
+
+    def distance(self, output: torch.Tensor, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        """Per batch item (B,): mean squared error of the output's coarse luminance against ``target``."""
+        with torch.no_grad():
+            target = self.target(photo, styles)
+        cells = F.avg_pool2d(luminance(output), TONE_CELL)
+        return (cells - target).pow(2).mean(dim=(1, 2, 3)) / self.spread.to(output.device)[styles]

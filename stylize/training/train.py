@@ -103,7 +103,8 @@ def crops_at(images: torch.Tensor, offsets: Sequence[Offset]) -> torch.Tensor:
 
 
 class Objective:
-    """Sliced-Wasserstein style (painting features) and colour (painting pixels), content at relu3_3, optional TV.
+    """Sliced-Wasserstein style (painting features) and colour (painting pixels), content at relu3_3, optional
+    tonal layout and TV.
 
     Each batch item is scored against its own style's painting; items of the identity style (the row after the
     paintings) must give the photo back instead.
@@ -119,6 +120,7 @@ class Objective:
             feats = [lossnet(painting) for painting in paintings]
             self.style = {k: losses.SlicedDistribution([f[k] for f in feats]) for k in losses.STYLE_LAYERS}
             self.palette = losses.SlicedDistribution(paintings)
+            self.tone = losses.ToneLayout(paintings)
 
     def content_targets(self, photo: torch.Tensor, offsets: Sequence[Offset]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -135,6 +137,7 @@ class Objective:
             targets = self.content_targets(photo, offsets)
         if styles is None:
             styles = torch.zeros(output.shape[0], dtype=torch.long, device=output.device)
+        cfg = self.cfg
         feats = self.lossnet(crops_at(output, offsets))
         painted = styles < self.paintings
         crop_styles, crop_painted = styles.repeat(len(offsets)), painted.repeat(len(offsets))
@@ -151,12 +154,15 @@ class Objective:
         content = sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS)
         style = sum(style_term(feats[k], dist, crop_styles, crop_painted) for k, dist in self.style.items())
         color = style_term(output, self.palette, styles, painted).repeat(len(offsets))
+        tone = torch.zeros(output.shape[0], device=output.device)
+        if painted.any():
+            tone[painted] = self.tone.distance(output[painted], photo[painted], styles[painted])
+        tone = tone.repeat(len(offsets))
         identity = (output.float() - photo.float()).abs().mean(dim=(1, 2, 3)).repeat(len(offsets))
-        cfg = self.cfg
         per_item = torch.where(crop_painted, cfg.content_weight * content
                                + self.style_weights.to(output.device)[crop_styles] * style
-                               + cfg.color_weight * color, identity)
-        parts = {"content": content.mean(), "style": style.mean(), "color": color.mean(),
+                               + cfg.color_weight * color + cfg.tone_weight * tone, identity)
+        parts = {"content": content.mean(), "style": style.mean(), "color": color.mean(), "tone": tone.mean(),
                  "tv": losses.total_variation(output)}
         parts["total"] = per_item.mean() + cfg.tv_weight * parts["tv"]
         return parts
