@@ -308,6 +308,9 @@ def train(
                                         "the photo back (strength in feature space)."),
     trunk: Optional[Path] = typer.Option(None, help="Learn only the new style's normalisation row on this "
                                          "catalogue network's frozen convolutions (CPU minutes, not hours)."),
+    whole_network: bool = typer.Option(False, "--whole-network", help="With --trunk: train every weight, from the "
+                                       "trunk and the row (--init) as one network, for a painting the frozen trunk "
+                                       "cannot carry; the style ships as a whole network."),
     resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME/checkpoint.safetensors with its own "
                                 "recipe (--steps and the options on how to run are taken from the command line)."),
     seed: int = typer.Option(TrainConfig.seed), device: str = DeviceOpt,
@@ -341,6 +344,8 @@ def train(
     if trunk is not None and (len(style_images) != 1 or not trunk.is_file()):
         raise StylizeError(f"--trunk {trunk}: needs one painting and an existing trunk file "
                            "(weights/trunks/NAME.safetensors)")
+    if whole_network and trunk is None:
+        raise StylizeError("--whole-network: needs --trunk (and --init, the style's row to start from)")
     try:
         width_tuple = tuple(int(w) for w in widths.split(","))
     except ValueError:
@@ -360,6 +365,7 @@ def train(
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       distill=distill,
                       identity_style=identity_style, trunk=str(trunk) if trunk else None,
+                      whole_network=whole_network,
                       seed=seed, **how, **schedule)
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")
 

@@ -266,7 +266,7 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
 
 @pytest.mark.parametrize("case", ["empty_content", "style_not_image", "init_other_arch", "bad_widths",
                                   "painting_size_of_no_painting", "painting_weight_not_above_0",
-                                  "distill_without_init"])
+                                  "distill_without_init", "whole_network_without_trunk"])
 def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.ndarray, case: str) -> None:
     """Run as a user would (python -O, so no check can hide in an assert): exit 2, one line, no runs/NAME/."""
     import os
@@ -282,7 +282,7 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     expect = {"empty_content": "no training photos", "style_not_image": "not a readable image",
               "init_other_arch": "--init", "bad_widths": "--widths",
               "painting_size_of_no_painting": "--painting-size", "painting_weight_not_above_0": "--painting-weight",
-              "distill_without_init": "--distill"}[case]
+              "distill_without_init": "--distill", "whole_network_without_trunk": "--whole-network"}[case]
     if case == "empty_content":
         (tmp_path / "empty").mkdir()
         args[5] = str(tmp_path / "empty")
@@ -295,6 +295,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
         args[-1] = "8,8"
     elif case == "distill_without_init":
         args += ["--distill"]
+    elif case == "whole_network_without_trunk":
+        args += ["--whole-network"]
     elif case == "painting_weight_not_above_0":
         args += ["--painting-weight", f"{style.stem}=0"]
     else:
@@ -410,7 +412,7 @@ def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
 
     from stylize.catalogue import read_selection, select
     from stylize.network import StyleNet, load_rows
-    from stylize.weights import NORM_PARAMETERS, rows_on
+    from stylize.weights import NORM_PARAMETERS, is_trunk, rows_on
 
     content, stripes = make_data(tmp_path, astronaut)
     cfg = config(tmp_path, content, stripes, steps=6)
@@ -454,6 +456,18 @@ def test_catalogue_trains_one_row_per_style_and_a_new_style_learns_only_its_row(
     exported = StyleNet.from_weights(read_selection(select("fresh", export)))
     with torch.no_grad():
         assert exported(x).shape == x.shape
+    # a painting the frozen trunk cannot carry: the trunk and its row as one network, every weight trained
+    whole = replace(new, name="whole", init=str(weights / "dots.safetensors"), whole_network=True,
+                    weights_dir=str(export / "weights"), styles_dir=str(export / "styles"))
+    started = train_module.build_model(whole).state_dict()
+    assert all(torch.equal(started[name], before[name]) for name in before)  # starts as trunk + row
+    network = train(whole)
+    assert network == export / "weights" / "whole.safetensors" and not is_trunk(network)
+    trained = load_weights(network).state_dict()
+    assert not torch.allclose(trained["encoder.0.conv.1.weight"], before["encoder.0.conv.1.weight"])  # convolutions too
+    record = json.loads((export / "styles" / "whole.json").read_text())
+    assert "trunk" not in record and record["architecture"]["widths"] == "8,8,16"  # shipped whole, trunk's widths
+    assert trunk.read_bytes() == trunk_bytes
 
 
 def test_styles_drawn_for_a_step_depend_on_seed_and_step_only() -> None:

@@ -51,6 +51,9 @@ class TrainConfig:
     identity_style: bool = False
     #: a catalogue network whose convolutions stay frozen: only the new style's row is learned
     trunk: str | None = None
+    #: with ``trunk``: start from the trunk and the row (``init``) as one network and train every weight, for a
+    #: painting the frozen trunk cannot carry; the style leaves the catalogue as a whole network of the trunk's widths
+    whole_network: bool = False
     device: str = "auto"
     run_dir: str = "runs"
     weights_dir: str = "weights"

@@ -274,7 +274,8 @@ def load_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer) -> 
 
 
 def build_model(cfg: TrainConfig) -> StyleNet:
-    """The network to train: fresh, warm-started from ``init``, or a new style's row on a frozen ``trunk``."""
+    """The network to train: fresh, warm-started from ``init``, or a new style's row on a frozen ``trunk`` (the
+    trunk and row as one network with ``whole_network``)."""
     if cfg.trunk:
         trunk = Path(cfg.trunk)
         rows = [Path(cfg.init)] if cfg.init else rows_on(trunk)
@@ -284,7 +285,7 @@ def build_model(cfg: TrainConfig) -> StyleNet:
         model = StyleNet.from_weights(mix_rows(read_rows(trunk, [(path, None) for path in rows]), [1.0] * len(rows)))
         model.train()
         for name, parameter in model.named_parameters():
-            parameter.requires_grad_(name.endswith(NORM_PARAMETERS))
+            parameter.requires_grad_(cfg.whole_network or name.endswith(NORM_PARAMETERS))
         return model
     model = StyleNet(Architecture(cfg.widths, cfg.res_blocks, styles=len(cfg.style_names)))
     if cfg.init:
@@ -426,15 +427,15 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
 
     One painting: weights/NAME.safetensors is the whole network. A catalogue: weights/trunks/NAME.safetensors
     holds the shared convolutions and weights/STYLE.safetensors each style's row (the identity row goes beside
-    the trunk: it is no painting to list). A new style on a frozen ``trunk``: its row alone. Returns the
-    weights file written (the trunk for a catalogue).
+    the trunk: it is no painting to list). A new style on a frozen ``trunk``: its row alone (with
+    ``whole_network``, the whole network). Returns the weights file written (the trunk for a catalogue).
     """
     model = model.cpu().eval()
     portrait = load_rgb(SAMPLE_PORTRAIT, 384)
     weights_dir, styles_dir = Path(cfg.weights_dir), Path(cfg.styles_dir)
     styles_dir.mkdir(parents=True, exist_ok=True)
     names, trunk_name, trunk_sha256 = [cfg.name], None, None
-    if cfg.trunk:
+    if cfg.trunk and not cfg.whole_network:
         trunk, trunk_name = Path(cfg.trunk), Path(cfg.trunk).stem
         trunk_sha256 = file_sha256(trunk)
         carried = weights_dir / "trunks" / trunk.name
