@@ -27,6 +27,12 @@ def relative_sq_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return err / target.float().pow(2).sum(dims).clamp_min(1e-8)
 
 
+def resample_sorted(values: torch.Tensor, count: int) -> torch.Tensor:
+    """(..., N) sorted values -> (..., count): the same quantiles at another sample count (linear in between)."""
+    flat = values.reshape(-1, 1, values.shape[-1])
+    return F.interpolate(flat, size=count, mode="linear", align_corners=True).reshape(*values.shape[:-1], count)
+
+
 def random_directions(channels: int, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """(channels, count) unit vectors, uniform on the sphere."""
     directions = torch.randn(channels, count, generator=generator).to(device)
@@ -60,7 +66,7 @@ class SlicedDistribution:
         used, per_item = styles.unique(return_inverse=True)
         target = torch.einsum("scm,ck->skm", self.samples[used], directions).sort(dim=2).values  # (U, K, M)
         if target.shape[2] != projected.shape[2]:  # the painting's quantiles at the output's sample count
-            target = F.interpolate(target, size=projected.shape[2], mode="linear", align_corners=True)
+            target = resample_sorted(target, projected.shape[2])
         return (projected - target[per_item]).pow(2).mean(dim=(1, 2)) / self.scale[styles]
 
 
@@ -90,9 +96,9 @@ class ToneLayout:
     """
 
     def __init__(self, paintings: Sequence[torch.Tensor], quantiles: int = 1024) -> None:
-        tones = [F.avg_pool2d(luminance(p), TONE_CELL).flatten().sort().values[None, None] for p in paintings]
-        self.tones = torch.cat([F.interpolate(t, size=quantiles, mode="linear", align_corners=True)[0]
-                                for t in tones])  # (S, Q): each painting's coarse tones, sorted
+        #: (S, Q): each painting's coarse tones, sorted, on the paintings' device
+        self.tones = torch.stack([resample_sorted(F.avg_pool2d(luminance(p), TONE_CELL).flatten().sort().values,
+                                                  quantiles) for p in paintings])
         #: errors are relative to each painting's tonal spread, so a flat painting is held as firmly as a bold one
         self.spread = self.tones.var(dim=1).clamp_min(1e-6)  # (S,)
 
@@ -100,8 +106,7 @@ class ToneLayout:
         """(B, 1, h, w): the photo's coarse luminance cells, each given its style's painting tone of the same rank."""
         cells = F.avg_pool2d(luminance(photo), TONE_CELL)
         flat = cells.flatten(1)
-        tones = F.interpolate(self.tones.to(photo.device)[styles][:, None], size=flat.shape[1], mode="linear",
-                              align_corners=True)[:, 0]
+        tones = resample_sorted(self.tones[styles], flat.shape[1])
         ranked = torch.empty_like(flat).scatter_(1, flat.argsort(dim=1), tones)
         return ranked.view_as(cells)
 
@@ -110,4 +115,4 @@ class ToneLayout:
         with torch.no_grad():
             target = self.target(photo, styles)
         cells = F.avg_pool2d(luminance(output), TONE_CELL)
-        return (cells - target).pow(2).mean(dim=(1, 2, 3)) / self.spread.to(output.device)[styles]
+        return (cells - target).pow(2).mean(dim=(1, 2, 3)) / self.spread[styles]

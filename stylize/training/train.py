@@ -143,21 +143,22 @@ class Objective:
         crop_styles, crop_painted = styles.repeat(len(offsets)), painted.repeat(len(offsets))
         generator = torch.Generator().manual_seed(seed)
 
+        def painted_only(mask: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+            """Per item: ``score(mask)`` where ``mask`` (painted items), 0 elsewhere (identity items)."""
+            per_item = torch.zeros(mask.shape[0], device=output.device)
+            if mask.any():
+                per_item[mask] = score(mask)
+            return per_item
+
         def style_term(features: torch.Tensor, dist: losses.SlicedDistribution, item_styles: torch.Tensor,
                        mask: torch.Tensor) -> torch.Tensor:
             directions = losses.random_directions(features.shape[1], self.cfg.directions, generator, output.device)
-            per_item = torch.zeros(features.shape[0], device=output.device)
-            if mask.any():
-                per_item[mask] = dist.distance(features[mask], directions, item_styles[mask])
-            return per_item
+            return painted_only(mask, lambda m: dist.distance(features[m], directions, item_styles[m]))
 
         content = sum(losses.relative_sq_error(feats[k], targets[k]) for k in losses.CONTENT_LAYERS)
         style = sum(style_term(feats[k], dist, crop_styles, crop_painted) for k, dist in self.style.items())
         color = style_term(output, self.palette, styles, painted).repeat(len(offsets))
-        tone = torch.zeros(output.shape[0], device=output.device)
-        if painted.any():
-            tone[painted] = self.tone.distance(output[painted], photo[painted], styles[painted])
-        tone = tone.repeat(len(offsets))
+        tone = painted_only(painted, lambda m: self.tone.distance(output[m], photo[m], styles[m])).repeat(len(offsets))
         identity = (output.float() - photo.float()).abs().mean(dim=(1, 2, 3)).repeat(len(offsets))
         per_item = torch.where(crop_painted, cfg.content_weight * content
                                + self.style_weights.to(output.device)[crop_styles] * style
