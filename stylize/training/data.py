@@ -1,4 +1,5 @@
-"""Training batches: random crops and flips of content photos, decoded in a worker process.
+"""Training batches: random crops and flips of content photos (and of a teacher's paintings of them), decoded in a
+worker process.
 
 Batch ``k`` depends only on (seed, k), so a resumed run sees exactly the
 batches the interrupted one would have.
@@ -7,6 +8,7 @@ batches the interrupted one would have.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -38,40 +40,56 @@ def list_content_images(content_dir: Path) -> list[Path]:
     return paths
 
 
-def random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A size x size crop (after scaling the short side up to ``size`` if needed), randomly flipped."""
-    w, h = image.size
+def random_crops(images: Sequence[Image.Image], size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same size x size crop of each image (all of one size; the short side scaled up to ``size`` if
+    needed), all flipped or none."""
+    w, h = images[0].size
     scale = size / min(w, h)
     if scale > 1:
-        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-        w, h = image.size
+        w, h = max(size, round(w * scale)), max(size, round(h * scale))
+        images = [image.resize((w, h), Image.BICUBIC) for image in images]
     left, top = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
-    crop = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    return crop[:, ::-1] if rng.random() < 0.5 else crop
+    crops = [np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8) for image in images]
+    return [crop[:, ::-1] for crop in crops] if rng.random() < 0.5 else crops
+
+
+#: Photo -> a teacher's painting of it, at the photo's size (``teacher.PeerTeacher``).
+Teacher = Callable[[Image.Image], Image.Image]
+
+
+def to_batch(crops: Sequence[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 class StepBatches(Dataset):
-    """Item ``k`` is the whole batch of training step ``k`` as a float tensor (B, 3, S, S) in [0, 1]."""
+    """Item ``k`` is the batch of training step ``k``: (photos, the teacher's paintings of them or None), float
+    tensors (B, 3, S, S) in [0, 1]."""
 
-    def __init__(self, paths: list[Path], size: int, batch: int, seed: int, cache: bool = False) -> None:
-        self.paths, self.size, self.batch, self.seed = paths, size, batch, seed
-        #: decoded photos kept per worker when ``cache``: a fast GPU step outruns JPEG decoding
-        self.decoded: dict[int, Image.Image] | None = {} if cache else None
+    def __init__(self, paths: list[Path], size: int, batch: int, seed: int, cache: bool = False,
+                 teacher: Teacher | None = None) -> None:
+        self.paths, self.size, self.batch, self.seed, self.teacher = paths, size, batch, seed, teacher
+        #: decoded photos (and their teacher's paintings) kept per worker when ``cache``: a fast GPU step outruns
+        #: JPEG decoding
+        self.decoded: dict[int, list[Image.Image]] | None = {} if cache else None
 
-    def photo(self, index: int) -> Image.Image:
+    def photo(self, index: int) -> list[Image.Image]:
+        """The photo, and the teacher's painting of it when there is a teacher."""
         if self.decoded is not None and index in self.decoded:
             return self.decoded[index]
         with Image.open(self.paths[index]) as image:
-            rgb = image.convert("RGB")
+            images = [image.convert("RGB")]
+        if self.teacher is not None:
+            images.append(self.teacher(images[0]))
         if self.decoded is not None:
-            self.decoded[index] = rgb
-        return rgb
+            self.decoded[index] = images
+        return images
 
     def __len__(self) -> int:
         return 2**31 - 1
 
-    def __getitem__(self, step: int) -> torch.Tensor:
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         rng = np.random.default_rng([self.seed, step])
         picks = rng.integers(0, len(self.paths), self.batch)
-        crops = [random_crop(self.photo(int(index)), self.size, rng) for index in picks]
-        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+        pairs = [random_crops(self.photo(int(index)), self.size, rng) for index in picks]
+        photos = to_batch([pair[0] for pair in pairs])
+        return photos, to_batch([pair[1] for pair in pairs]) if self.teacher is not None else None

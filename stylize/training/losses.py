@@ -116,3 +116,13 @@ class ToneLayout:
             target = self.target(photo, styles)
         cells = F.avg_pool2d(luminance(output), TONE_CELL)
         return (cells - target).pow(2).mean(dim=(1, 2, 3)) / self.spread[styles]
+
+
+#: The teacher's colours are compared in cells of this many pixels: its strokes are finer, and left to the style terms.
+TEACHER_CELL = 8
+
+
+def teacher_layout(output: torch.Tensor, taught: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of cell colours: where a teacher puts each colour, not its strokes (matching its
+    pixels teaches their blurred average: smooth outputs, far from any painting)."""
+    return (F.avg_pool2d(output.float(), TEACHER_CELL) - F.avg_pool2d(taught.float(), TEACHER_CELL)).abs().mean()

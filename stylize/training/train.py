@@ -39,6 +39,7 @@ from . import losses
 from .config import RUN_OPTIONS, TrainConfig
 from .data import StepBatches, list_content_images
 from .lossnet import VGGFeatures, load_loss_net
+from .teacher import PeerTeacher, require_peer
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
@@ -353,6 +354,11 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     paths = list_content_images(Path(cfg.content_dir))
     if cfg.distill and not cfg.init:
         raise StylizeError("--distill: needs --init, the network whose look is kept")
+    peer = None
+    if cfg.teacher_weight:
+        if len(cfg.style_names) != 1 or cfg.distill or cfg.identity:
+            raise StylizeError("--teacher-weight: one painting at a time (no catalogue, --distill or --identity)")
+        peer = PeerTeacher(Path(cfg.style_images[0]), require_peer())
     model = build_model(cfg)
     objective = None if cfg.identity or cfg.distill else build_objective(cfg, device)
     teacher = copy.deepcopy(model).to(device) if cfg.distill else None  # the --init network, before any step
@@ -370,7 +376,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         log(f"resumed {cfg.name} at step {start}")
     sample = load_rgb(sample_photo(paths), 384).to(device)
 
-    batches = DataLoader(StepBatches(paths, cfg.size, cfg.batch, cfg.seed, cfg.cache_content), batch_size=None,
+    batches = DataLoader(StepBatches(paths, cfg.size, cfg.batch, cfg.seed, cfg.cache_content, peer), batch_size=None,
                          sampler=range(start, cfg.steps), num_workers=cfg.workers,
                          persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
     amp = autocast_for(device)
@@ -378,7 +384,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     deadline = began + cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
     parts: dict[str, torch.Tensor] = {}
     step = start
-    for step, content in enumerate(batches, start + 1):
+    for step, (content, painted_by_peer) in enumerate(batches, start + 1):
         content = content.to(device).contiguous(memory_format=torch.channels_last)
         styles = draw_styles(cfg.seed, step, cfg.batch, model.arch.styles).to(device)
         norm_pass = NormPass(style=styles, peaks=[] if cfg.droplet_weight else None)
@@ -391,6 +397,9 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                 parts = {"total": (output.float() - content).abs().mean()}
             else:
                 parts = objective(output, content, [jitter(cfg.seed, step)], seed=step, styles=styles)
+            if painted_by_peer is not None:
+                parts["teacher"] = losses.teacher_layout(output, painted_by_peer.to(device))
+                parts["total"] = parts["total"] + cfg.teacher_weight * parts["teacher"]
             if norm_pass.peaks:
                 parts["droplet"] = droplet_penalty(norm_pass.peaks)
                 parts["total"] = parts["total"] + cfg.droplet_weight * parts["droplet"]
@@ -418,11 +427,11 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
 
     final_losses = {k: round(float(v.item()), 6) for k, v in parts.items()}
     seconds = seconds_before + time.time() - began
-    return export(cfg, model.eval(), step, seconds, final_losses, len(paths))
+    return export(cfg, model.eval(), step, seconds, final_losses, len(paths), peer.source if peer else None)
 
 
 def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_losses: dict[str, float],
-           content_photos: int) -> Path:
+           content_photos: int, teacher: str | None = None) -> Path:
     """Write the weights, merge the training record into each style's styles/STYLE.json, and previews on the
     bundled public-domain portrait (``samples/``: training photos may not be redistributed).
 
@@ -464,6 +473,7 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         "seconds": round(seconds, 1),
         "final_losses": final_losses,
         "torch": torch.__version__,
+        **({"teacher": teacher} if teacher else {}),  # whose look --teacher-weight learned from
         # which --init this was (the file may be replaced later, e.g. by shipping this run)
         **({"init_sha256": file_sha256(Path(cfg.init))} if cfg.init and Path(cfg.init).is_file() else {}),
     }
