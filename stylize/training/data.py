@@ -72,7 +72,7 @@ class StepBatches(Dataset):
         #: JPEG decoding
         self.decoded: dict[int, list[Image.Image]] | None = {} if cache else None
 
-    def photo(self, index: int) -> list[Image.Image]:
+    def images(self, index: int) -> list[Image.Image]:
         """The photo, and the teacher's painting of it when there is a teacher."""
         if self.decoded is not None and index in self.decoded:
             return self.decoded[index]
@@ -90,6 +90,6 @@ class StepBatches(Dataset):
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         rng = np.random.default_rng([self.seed, step])
         picks = rng.integers(0, len(self.paths), self.batch)
-        pairs = [random_crops(self.photo(int(index)), self.size, rng) for index in picks]
+        pairs = [random_crops(self.images(int(index)), self.size, rng) for index in picks]
         photos = to_batch([pair[0] for pair in pairs])
         return photos, to_batch([pair[1] for pair in pairs]) if self.teacher is not None else None
