@@ -25,7 +25,7 @@ from PIL import Image
 
 from evaluation import evaluation_photos, parse_arguments, parse_styles, print_table, renderers
 from style_distance import Judge
-from stylize.training.losses import SlicedDistribution, random_directions
+from stylize.training.losses import SlicedDistribution, random_directions, relative_sq_error
 from stylize.training.lossnet import load_hed_vgg16
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_3")
@@ -38,19 +38,30 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / flat.shape[2]
 
 
-def style_statistics(features: torch.Tensor, painting: torch.Tensor, directions: torch.Tensor) -> dict[str, float]:
-    """Three distances of (1, C, H, W) features to a painting's (1, C, h, w), each 0 when they are the painting's."""
-    if features.ndim != 4 or painting.ndim != 4 or features.shape[:2] != painting.shape[:2] or features.shape[0] != 1:
-        raise ValueError(f"features {tuple(features.shape)} and painting {tuple(painting.shape)}: "
-                         "expected (1, C, H, W) and (1, C, h, w) with the same C")
-    features, painting = features.float(), painting.float()
-    target = gram(painting)
-    moments = [torch.cat([x.mean((2, 3)), x.std((2, 3))], 1) for x in (features, painting)]
-    return {
-        "sliced": float(SlicedDistribution(painting).distance(features, directions)[0]),
-        "gram": float((gram(features) - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)),
-        "mean/std": float((moments[0] - moments[1]).pow(2).sum() / moments[1].pow(2).sum().clamp_min(1e-12)),
-    }
+def moments(features: torch.Tensor) -> torch.Tensor:
+    return torch.cat([features.mean((2, 3)), features.std((2, 3))], 1)
+
+
+class PaintingStyle:
+    """One layer's style statistics of a painting's (1, C, h, w) features, measured once, to score images against."""
+
+    def __init__(self, painting: torch.Tensor, directions: torch.Tensor) -> None:
+        if painting.ndim != 4 or painting.shape[0] != 1:
+            raise ValueError(f"painting {tuple(painting.shape)}: expected (1, C, h, w)")
+        painting = painting.float()
+        self.channels, self.directions = painting.shape[1], directions
+        self.sliced, self.gram, self.moments = SlicedDistribution(painting), gram(painting), moments(painting)
+
+    def distances(self, features: torch.Tensor) -> dict[str, float]:
+        """Three distances of (1, C, H, W) features to the painting's, each 0 when they are the painting's."""
+        if features.ndim != 4 or features.shape[:2] != (1, self.channels):
+            raise ValueError(f"features {tuple(features.shape)}: expected (1, {self.channels}, H, W), the painting's C")
+        features = features.float()
+        return {
+            "sliced": float(self.sliced.distance(features, self.directions)[0]),
+            "gram": float(relative_sq_error(gram(features), self.gram)[0]),
+            "mean/std": float(relative_sq_error(moments(features), self.moments)[0]),
+        }
 
 
 def agrees(judge: tuple[float, float], statistic: tuple[float, float]) -> bool:
@@ -68,6 +79,7 @@ def main() -> None:
         raise SystemExit("compares two methods: --methods stylize peer")
     judge, net = Judge(), load_hed_vgg16(LAYERS)
     photos = evaluation_photos(args.content_dir, args.limit)
+    photo_vectors = {name: judge.vector(rgb) for name, rgb in photos.items()}
 
     def features(rgb: np.ndarray, scale: float = args.output_scale) -> dict[str, torch.Tensor]:
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255
@@ -80,12 +92,13 @@ def main() -> None:
         painting.thumbnail((args.painting_size, args.painting_size))
         target = features(np.asarray(painting), 1.0)
         generator = torch.Generator().manual_seed(0)
-        directions = {layer: random_directions(target[layer].shape[1], DIRECTIONS, generator, torch.device("cpu"))
-                      for layer in LAYERS}
+        styles = {layer: PaintingStyle(target[layer], random_directions(target[layer].shape[1], DIRECTIONS, generator,
+                                                                        torch.device("cpu")))
+                  for layer in LAYERS}
 
         def measured(rgb: np.ndarray) -> dict[str, dict[str, float]]:
             of_image = features(rgb)
-            return {layer: style_statistics(of_image[layer], target[layer], directions[layer]) for layer in LAYERS}
+            return {layer: style.distances(of_image[layer]) for layer, style in styles.items()}
 
         photo_statistics = {name: measured(rgb) for name, rgb in photos.items()}
         scores: dict[str, dict[str, list[float]]] = {}
@@ -93,7 +106,7 @@ def main() -> None:
             scores[method] = {}
             for name, rgb in photos.items():
                 output = render(rgb)
-                judged = judge.distance(output, judge.vector(rgb), painting_vector)
+                judged = judge.distance(output, photo_vectors[name], painting_vector)
                 scores[method].setdefault("judge", []).append(judged)
                 for layer, values in measured(output).items():
                     for kind, value in values.items():

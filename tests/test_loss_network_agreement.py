@@ -7,12 +7,16 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'stylize[torch]')")
 
-from loss_network_agreement import agrees, style_statistics  # noqa: E402
+from loss_network_agreement import PaintingStyle, agrees  # noqa: E402
 from stylize.training.losses import random_directions  # noqa: E402
 
 
 def directions(channels: int) -> torch.Tensor:
     return random_directions(channels, 64, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+
+def style_statistics(features: torch.Tensor, painting: torch.Tensor, d: torch.Tensor) -> dict[str, float]:
+    return PaintingStyle(painting, d).distances(features)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
