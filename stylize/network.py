@@ -1,7 +1,8 @@
 """The feed-forward style network (Johnson et al. 2016), in torch: training, the CUDA path, and the export.
 
-Conditional instance norm (one row of parameters per style), reflection padding, and a
-nearest-upsample + conv decoder (no transposed convolutions, so no checkerboard artefacts).
+Conditional instance norm (one row of parameters per style), reflection padding, and an
+upsample + conv decoder (no transposed convolutions; bilinear for new networks, nearest for the older ones,
+whose 2x2 blocks the convolution turns into a fine hatching).
 Weights are read and checked by ``stylize.weights`` (numpy) and written here.
 
 A ``NormPass`` carries what the norm layers of one forward pass take from outside: explicit rows
@@ -97,7 +98,7 @@ def padded_conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequent
 
 
 class ConvNormReLU(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, styles: int, stride: int = 1, upsample: bool = False,
+    def __init__(self, cin: int, cout: int, kernel: int, styles: int, stride: int = 1, upsample: str | None = None,
                  relu: bool = True) -> None:
         super().__init__()
         self.upsample, self.relu = upsample, relu
@@ -106,7 +107,8 @@ class ConvNormReLU(nn.Module):
 
     def forward(self, x: torch.Tensor, norm_pass: NormPass) -> torch.Tensor:
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            corners = {"align_corners": False} if self.upsample == "bilinear" else {}
+            x = F.interpolate(x, scale_factor=2, mode=self.upsample, **corners)
         x = self.norm(self.conv(x), norm_pass)
         return F.relu(x, inplace=True) if self.relu else x
 
@@ -137,8 +139,8 @@ class StyleNet(nn.Module):
         self.encoder = nn.ModuleList([ConvNormReLU(3, c1, 9, s), ConvNormReLU(c1, c2, 3, s, stride=2),
                                       ConvNormReLU(c2, c3, 3, s, stride=2)])
         self.residuals = nn.ModuleList([ResidualBlock(c3, s) for _ in range(arch.res_blocks)])
-        self.decoder = nn.ModuleList([ConvNormReLU(c3, c2, 3, s, upsample=True),
-                                      ConvNormReLU(c2, c1, 3, s, upsample=True)])
+        self.decoder = nn.ModuleList([ConvNormReLU(c3, c2, 3, s, upsample=arch.upsample),
+                                      ConvNormReLU(c2, c1, 3, s, upsample=arch.upsample)])
         self.to_rgb = padded_conv(c1, 3, 9)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:

@@ -20,6 +20,10 @@ from .errors import BadWeightsError
 
 FORMAT_VERSION = "2"
 ARCH_NAME = "johnson2016-cin-upsample-sigmoid"
+#: How the decoder doubles its resolution. Nearest-neighbour repeats each feature in a 2x2 block, and the
+#: convolution after it turns those blocks into a 2- and 4-pixel stamp (the fine hatching of every network trained
+#: with it); bilinear leaves no blocks. Files without the key were trained with nearest.
+UPSAMPLING = ("nearest", "bilinear")
 
 #: The names of the tensors that make a style (a row each per style); every other tensor is the shared trunk.
 NORM_PARAMETERS = (".norm.weight", ".norm.bias")
@@ -36,6 +40,7 @@ class Architecture:
     res_blocks: int = 5
     #: rows of normalisation parameters: one per style the network paints
     styles: int = 1
+    upsample: str = "bilinear"
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -44,6 +49,7 @@ class Architecture:
             "widths": ",".join(map(str, self.widths)),
             "res_blocks": str(self.res_blocks),
             "styles": str(self.styles),
+            "upsample": self.upsample,
         }
 
     @classmethod
@@ -59,9 +65,12 @@ class Architecture:
                 raise ValueError("widths/res_blocks out of range")
             if not 1 <= styles <= 4096:
                 raise ValueError("styles out of range")
+            upsample = meta.get("upsample", "nearest")
+            if upsample not in UPSAMPLING:
+                raise ValueError(f"upsample {upsample!r}")
         except (KeyError, ValueError) as exc:
             raise BadWeightsError(f"{source}: bad architecture metadata ({exc})") from None
-        return cls(widths=widths, res_blocks=res_blocks, styles=styles)  # type: ignore[arg-type]
+        return cls(widths=widths, res_blocks=res_blocks, styles=styles, upsample=upsample)  # type: ignore[arg-type]
 
     def norm_layers(self) -> list[tuple[str, int]]:
         """Each normalisation layer's name and channels, in the order a forward pass meets them."""

@@ -60,12 +60,16 @@ def test_engines_give_the_same_pixels(spec: str, astronaut: np.ndarray) -> None:
 
 
 @needs_torch
-def test_export_makes_a_graph_that_paints_like_the_network(tmp_path: Path, astronaut: np.ndarray) -> None:
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+def test_export_makes_a_graph_that_paints_like_the_network(upsample: str, tmp_path: Path,
+                                                           astronaut: np.ndarray) -> None:
     pytest.importorskip("onnx", reason="the export needs onnx (pip install 'stylize[torch]')")
     from stylize.engine_torch import TorchEngine
     from stylize.export import export
 
-    weights = read_network(random_weights(tmp_path / "net.safetensors", Architecture((8, 16, 24), 2), seed=3))
+    arch = Architecture((8, 16, 24), 2, upsample=upsample)
+    weights = read_network(random_weights(tmp_path / "net.safetensors", arch, seed=3))
+    assert weights.arch.upsample == upsample
     path, digest = export(weights)
     assert path == tmp_path / "net.onnx" and digest == file_sha256(path)
     import torch

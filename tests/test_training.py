@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch", reason="training needs torch (pip install '
 
 from stylize.network import load_weights  # noqa: E402
 from stylize.weights import file_sha256  # noqa: E402
-from stylize.training import lossnet, train as train_module  # noqa: E402
+from stylize.training import losses, lossnet, train as train_module  # noqa: E402
 from stylize.training.losses import (STYLE_LAYERS, TONE_CELL, SlicedDistribution, ToneLayout,  # noqa: E402
                                      luminance, random_directions, relative_sq_error)
 from stylize.training.train import (TrainConfig, checkpoint_config, config_from_record, load_paintings,  # noqa: E402
@@ -82,6 +82,29 @@ def test_resume_continues_exactly(tmp_path: Path, astronaut: np.ndarray, tiny_lo
     resumed = load_weights(train(resumed_cfg, resume=True))
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_a_nearest_network_trains_on_with_bilinear_upsampling(tmp_path: Path, astronaut: np.ndarray,
+                                                              tiny_lossnet: None) -> None:
+    """A warm start across the decoder's upsampling: the weights carry over, the new file says bilinear, and a
+    record made before the choice reads back as nearest (what every older network was)."""
+    content, style = make_data(tmp_path, astronaut)
+    older = replace(config(tmp_path / "a", content, style, steps=2), upsample="nearest")
+    nearest = load_weights(train(older))
+    assert nearest.arch.upsample == "nearest"
+    warm = replace(config(tmp_path / "b", content, style, steps=1), lr=1e-9,
+                   init=str(tmp_path / "a" / "weights" / "tiny.safetensors"))
+    bilinear = load_weights(train(warm))
+    assert bilinear.arch.upsample == "bilinear"
+    for (name, a), (_, b) in zip(nearest.state_dict().items(), bilinear.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-3), name  # a step at lr 1e-9 moves nothing
+    photo = torch.from_numpy(astronaut[:64, :64].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        assert (nearest(photo) - bilinear(photo)).abs().max() > 1e-3  # the same weights, another decoder
+    record = json.loads((tmp_path / "a" / "styles" / "tiny.json").read_text())["training"]["recipe"]
+    assert record["upsample"] == "nearest"
+    del record["upsample"]
+    assert config_from_record(record).upsample == "nearest"
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path: Path, astronaut: np.ndarray, tiny_lossnet: None) -> None:
@@ -177,6 +200,19 @@ def test_tone_layout_keeps_the_photos_darks_in_the_paintings_tones() -> None:
     assert same < 1e-8 < 1.0 < swapped  # the same tones put where the photo has the opposite are far
 
 
+def test_tone_layout_can_read_a_paintings_whole_range_from_thin_strokes() -> None:
+    """Blossom on sky: one dark and one white pixel line in every 8 px, on mid-grey. Read in 8 px cells the painting
+    is all mid-grey and the target is flat; read pixel by pixel the darkest photo cell gets the stroke's black."""
+    painting = torch.full((1, 3, 64, 64), 0.5)
+    painting[..., ::TONE_CELL, :] = 0.0
+    painting[..., 4::TONE_CELL, :] = 1.0
+    photo = torch.linspace(0, 1, 64).view(1, 1, 1, -1).expand(1, 3, 64, -1).contiguous()
+    coarse, whole = (ToneLayout([painting], painting_cell=cell).target(photo, torch.tensor([0])) for cell in (8, 1))
+    assert float(coarse.max() - coarse.min()) < 0.01
+    assert float(whole.min()) < 0.05 and float(whole.max()) > 0.95
+    assert bool((whole[0, 0, 0, :-1] <= whole[0, 0, 0, 1:]).all())  # still the photo's order
+
+
 def test_tone_layout_scores_each_item_against_its_own_painting() -> None:
     torch.manual_seed(0)
     dark, bright = torch.rand(1, 3, 32, 32) * 0.3, 0.7 + torch.rand(1, 3, 48, 32) * 0.3
@@ -188,6 +224,28 @@ def test_tone_layout_scores_each_item_against_its_own_painting() -> None:
     assert float(tone.distance(painted, photo, torch.tensor([0, 1])).max()) < 1e-8
     assert float(tone.distance(painted, photo, torch.tensor([1, 0])).min()) > 1.0
     assert torch.allclose(luminance(torch.ones(1, 3, 2, 2)), torch.ones(1, 1, 2, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_shift_term_is_zero_for_painting_by_content_and_not_for_a_stamp(dtype: torch.dtype) -> None:
+    photo = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
+    by_content = lambda x: torch.sigmoid(3 * x - 1)  # noqa: E731  (pixel by pixel: moves with the photo)
+    assert losses.shift_equivariance(by_content, photo, by_content(photo), (1, 2)) == pytest.approx(0.0, abs=1e-6)
+    rows, columns = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    stamp = (((rows + columns) % losses.SHIFT_PERIOD < 2).to(dtype) * 0.1)  # tied to the grid, not the photo
+    stamped = lambda x: by_content(x) + stamp  # noqa: E731
+    assert losses.shift_equivariance(stamped, photo, stamped(photo), (1, 2)) > 0.05
+    # a whole period moves the stamp onto itself: no test, so the drawn shifts never are one
+    assert losses.shift_equivariance(stamped, photo, stamped(photo), (0, 4)) == pytest.approx(0.0, abs=1e-6)
+    from stylize.training.train import shift_at
+
+    assert {shift_at(0, step) for step in range(200)} == {divmod(i, 4) for i in range(1, 16)}
+
+
+def test_shift_term_refuses_images_of_different_sizes() -> None:
+    photo = torch.rand(1, 3, 32, 32)
+    with pytest.raises(RuntimeError):
+        losses.shift_equivariance(lambda x: x[..., :16, :16], photo, photo, (1, 1))
 
 
 def test_teacher_layout_compares_cell_colours_not_strokes() -> None:
@@ -454,8 +512,10 @@ def test_distilling_keeps_the_look_and_the_droplet_weight_lowers_the_peaks(
     from stylize.network import NormPass
 
     content, stripes = make_data(tmp_path, astronaut)
-    first = train(config(tmp_path, content, stripes, steps=2))
-    kept = replace(config(tmp_path, content, stripes, steps=3), name="kept", init=str(first), distill=True)
+    # the catalogues that were distilled are nearest-upsampling networks
+    first = train(replace(config(tmp_path, content, stripes, steps=2), upsample="nearest"))
+    kept = replace(config(tmp_path, content, stripes, steps=3), name="kept", init=str(first), distill=True,
+                   upsample="nearest")
     before = load_weights(first).state_dict()
     after = load_weights(train(kept)).state_dict()
     assert all(torch.equal(after[name], tensor) for name, tensor in before.items())  # nothing pulls: nothing moves

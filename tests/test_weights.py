@@ -23,6 +23,18 @@ def test_weights_read_back_with_their_architecture(tmp_path: Path) -> None:
     assert weights.norm_rows().shape == (1, 2, sum(channels for _, channels in arch.norm_layers()))
 
 
+def test_the_decoders_upsampling_is_read_from_the_file_and_older_files_are_nearest(tmp_path: Path) -> None:
+    bilinear = read_network(random_weights(tmp_path / "new.safetensors", Architecture((8, 16, 24), 1)))
+    assert bilinear.arch.upsample == "bilinear"  # what new networks are made with
+    older = Architecture((8, 16, 24), 1).to_metadata()
+    del older["upsample"]  # files written before the choice carry no key: they were all trained with nearest
+    path = random_weights(tmp_path / "old.safetensors", Architecture((8, 16, 24), 1, upsample="nearest"))
+    assert Architecture.from_metadata(older, "old").upsample == "nearest"
+    assert read_network(path).arch.upsample == "nearest"
+    with pytest.raises(BadWeightsError, match="upsample 'bicubic'"):
+        Architecture.from_metadata({**older, "upsample": "bicubic"}, "odd.safetensors")
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda t: t.pop(next(iter(t))), "missing"),
     (lambda t: t.__setitem__("extra.weight", np.zeros(3, np.float16)), "unexpected"),

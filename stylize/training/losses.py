@@ -11,7 +11,7 @@ layout and the face, not the pixels.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -96,9 +96,12 @@ class ToneLayout:
     light-and-dark layout without pulling toward the photo's tones.
     """
 
-    def __init__(self, paintings: Sequence[torch.Tensor], quantiles: int = 1024) -> None:
-        #: (S, Q): each painting's coarse tones, sorted, on the paintings' device
-        self.tones = torch.stack([resample_sorted(F.avg_pool2d(luminance(p), TONE_CELL).flatten().sort().values,
+    def __init__(self, paintings: Sequence[torch.Tensor], quantiles: int = 1024, painting_cell: int = TONE_CELL) -> None:
+        """``painting_cell``: the cell size the painting's tones are read at. At TONE_CELL a painting whose darks and
+        lights are thin strokes (blossom on sky) has a narrow range of cell tones, and the photo is mapped into it;
+        smaller cells keep the painting's whole tonal range (its darkest stroke for the photo's darkest cell)."""
+        #: (S, Q): each painting's tones, sorted, on the paintings' device
+        self.tones = torch.stack([resample_sorted(F.avg_pool2d(luminance(p), painting_cell).flatten().sort().values,
                                                   quantiles) for p in paintings])
         #: errors are relative to each painting's tonal spread, so a flat painting is held as firmly as a bold one
         self.spread = self.tones.var(dim=1).clamp_min(1e-6)  # (S,)
@@ -123,3 +126,25 @@ def teacher_layout(output: torch.Tensor, taught: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of cell colours: where a teacher puts each colour, not its strokes (matching its
     pixels teaches their blurred average: smooth outputs, far from any painting)."""
     return (F.avg_pool2d(output.float(), TONE_CELL) - F.avg_pool2d(taught.float(), TONE_CELL)).abs().mean()
+
+
+#: the encoder samples every 4th pixel, so a network may paint by grid position (a 4 px stamp: the fine hatching)
+#: instead of by content; shifts below that period expose it
+SHIFT_PERIOD = 4
+#: pixels along each border left out of the shift term: there the rolled-in rows and the padding differ
+SHIFT_MARGIN = 48
+
+
+def shift_equivariance(paint: Callable[[torch.Tensor], torch.Tensor], photo: torch.Tensor, output: torch.Tensor,
+                       shift: tuple[int, int]) -> torch.Tensor:
+    """Mean absolute difference between painting the photo moved by ``shift`` pixels and moving its painting.
+
+    A painting made from the content moves with it; a stamp tied to the encoder's sampling grid does not. The
+    photo is rolled, not cropped, so every instance norm sees the same pixels and the same statistics; the
+    borders, where the rolled-in rows and the reflection padding differ, are left out.
+    """
+    moved = paint(torch.roll(photo, shift, dims=(2, 3)))
+    expected = torch.roll(output, shift, dims=(2, 3))
+    m = min(SHIFT_MARGIN, photo.shape[2] // 4, photo.shape[3] // 4)
+    return (moved[..., m:moved.shape[2] - m, m:moved.shape[3] - m].float()
+            - expected[..., m:expected.shape[2] - m, m:expected.shape[3] - m].float()).abs().mean()

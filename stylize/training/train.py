@@ -96,6 +96,13 @@ def jitter(seed: int, step: int) -> Offset:
     return int(rng.integers(0, JITTER)), int(rng.integers(0, JITTER))
 
 
+def shift_at(seed: int, step: int) -> Offset:
+    """The step's shift for the shift term: 0 to 3 pixels each way, never none (a whole period is no test)."""
+    rng = np.random.default_rng([seed, step, 3])
+    index = int(rng.integers(1, losses.SHIFT_PERIOD ** 2))
+    return divmod(index, losses.SHIFT_PERIOD)
+
+
 def crops_at(images: torch.Tensor, offsets: Sequence[Offset]) -> torch.Tensor:
     """The batch cropped by JITTER pixels at each offset, stacked offset-major: (len(offsets) * B, C, H-J, W-J)."""
     h, w = images.shape[2] - JITTER, images.shape[3] - JITTER
@@ -121,7 +128,7 @@ class Objective:
             feats = [lossnet(painting) for painting in paintings]
             self.style = {k: losses.SlicedDistribution([f[k] for f in feats]) for k in losses.STYLE_LAYERS}
             self.palette = losses.SlicedDistribution(paintings)
-            self.tone = losses.ToneLayout(paintings)
+            self.tone = losses.ToneLayout(paintings, painting_cell=cfg.painting_tone_cell)
 
     def content_targets(self, photo: torch.Tensor, offsets: Sequence[Offset]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -224,6 +231,7 @@ def config_from_record(saved: dict) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     if "style_image" in saved:  # recorded before catalogues: one painting
         saved = {**saved, "style_images": [saved["style_image"]]}
+    saved = {"upsample": "nearest", **saved}  # recorded before the choice: every network upsampled by nearest
     return TrainConfig(**{k: (tuple(v) if k in ("widths", "style_images") else v)
                           for k, v in saved.items() if k in known})
 
@@ -284,16 +292,19 @@ def build_model(cfg: TrainConfig) -> StyleNet:
         if not rows:
             raise StylizeError(f"--trunk {trunk}: no styles made for it in {trunk.parent.parent}")
         # the row starts as --init's (a style trained on), else as the catalogue's average style
-        model = StyleNet.from_weights(mix_rows(read_rows(trunk, [(path, None) for path in rows]), [1.0] * len(rows)))
+        start = mix_rows(read_rows(trunk, [(path, None) for path in rows]), [1.0] * len(rows))
+        if cfg.whole_network:
+            start = replace(start, arch=replace(start.arch, upsample=cfg.upsample))
+        model = StyleNet.from_weights(start)
         model.train()
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(cfg.whole_network or name.endswith(NORM_PARAMETERS))
         return model
-    model = StyleNet(Architecture(cfg.widths, cfg.res_blocks, styles=len(cfg.style_names)))
+    model = StyleNet(Architecture(cfg.widths, cfg.res_blocks, styles=len(cfg.style_names), upsample=cfg.upsample))
     if cfg.init:
         start_from = load_catalogue(Path(cfg.init), cfg.style_names) if is_trunk(Path(cfg.init)) \
             else load_weights(Path(cfg.init))
-        if start_from.arch != model.arch:
+        if replace(start_from.arch, upsample=cfg.upsample) != model.arch:
             raise StylizeError(f"--init {cfg.init} is a {start_from.arch} network; this run trains a {model.arch}: "
                                "pass --widths to match it")
         model.load_state_dict(start_from.state_dict())
@@ -400,6 +411,10 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             if painted_by_peer is not None:
                 parts["teacher"] = losses.teacher_layout(output, painted_by_peer.to(device))
                 parts["total"] = parts["total"] + cfg.teacher_weight * parts["teacher"]
+            if cfg.shift_weight:
+                parts["shift"] = losses.shift_equivariance(lambda x: model.paint(x, NormPass(style=styles)), content,
+                                                           output, shift_at(cfg.seed, step))
+                parts["total"] = parts["total"] + cfg.shift_weight * parts["shift"]
             if norm_pass.peaks:
                 parts["droplet"] = droplet_penalty(norm_pass.peaks)
                 parts["total"] = parts["total"] + cfg.droplet_weight * parts["droplet"]
