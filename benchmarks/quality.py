@@ -83,19 +83,27 @@ def tonal_layout(photo: np.ndarray, output: np.ndarray, cells: int = LAYOUT_CELL
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def tone_layout_distance(photo: np.ndarray, output: np.ndarray, painting: np.ndarray) -> float:
-    """The training term (``losses.ToneLayout``) as a measure: the painting at the training's 512 px."""
-    import torch
+class ToneJudge:
+    """The training term (``losses.ToneLayout``) as a measure, the painting read once at the training's 512 px."""
 
-    from stylize.training.losses import ToneLayout
+    def __init__(self, painting: np.ndarray) -> None:
+        from stylize.training.losses import ToneLayout
 
-    def tensor(rgb: np.ndarray) -> torch.Tensor:
+        scale = 512 / max(painting.shape[:2])
+        small = cv2.resize(painting, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else painting
+        self.term = ToneLayout([self.tensor(small)])
+
+    @staticmethod
+    def tensor(rgb: np.ndarray):  # noqa: ANN205
+        import torch
+
         return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255
 
-    scale = 512 / max(painting.shape[:2])
-    small = cv2.resize(painting, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else painting
-    term = ToneLayout([tensor(small)])
-    return float(term.distance(tensor(output), tensor(photo), torch.zeros(1, dtype=torch.long))[0])
+    def distance(self, photo: np.ndarray, output: np.ndarray) -> float:
+        import torch
+
+        styles = torch.zeros(1, dtype=torch.long)
+        return float(self.term.distance(self.tensor(output), self.tensor(photo), styles)[0])
 
 
 def face_detail(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -161,7 +169,9 @@ class IdentityJudge:
         return np.asarray(self._encoder.compute_face_descriptor(rgb, shape))
 
     def distance(self, photo: np.ndarray, output: np.ndarray, box: tuple[int, int, int, int]) -> float:
-        return float(np.linalg.norm(self.descriptor(photo, box) - self.descriptor(output, box)))
+        """``photo``: the photo, or its face's descriptor when already known (one photo, many outputs)."""
+        reference = photo if photo.ndim == 1 else self.descriptor(photo, box)
+        return float(np.linalg.norm(reference - self.descriptor(output, box)))
 
 
 def face_box(face, shape: tuple[int, ...], margin: float = 0.0) -> tuple[int, int, int, int]:  # noqa: ANN001
@@ -284,6 +294,8 @@ def main() -> None:
     photos = evaluation_photos(args.content_dir, args.limit)
     faces = {name: [f for f in finder.find(rgb) if f.landmarks is not None] for name, rgb in photos.items()}
     photo_vectors = {name: judge.vector(rgb) for name, rgb in photos.items()}
+    photo_faces = {name: [identity.descriptor(rgb, face_box(face, rgb.shape)) for face in faces[name]]
+                   for name, rgb in photos.items()}
     large = sum(is_large(face, photos[name].shape) for name in faces for face in faces[name])
     print(f"{len(photos)} photos, {sum(map(len, faces.values()))} faces ({large} of at least {LARGE_FACE} px)",
           flush=True)
@@ -291,29 +303,30 @@ def main() -> None:
     verdicts: dict[str, list[str]] = {}
     for style in parse_styles(args.styles, args.painting_dir):
         painting = np.asarray(Image.open(style.painting).convert("RGB"))
-        painting_vector, painting_hatch = judge.vector(painting), hatch_peak(painting)
+        painting_vector, painting_hatch, tones = judge.vector(painting), hatch_peak(painting), ToneJudge(painting)
         ours = dict(renderers(style, ["stylize"], args.device, args.face_strength, args.size))["stylize"]
-        painted = dict(renderers(style, ["stylize"], args.device, 1.0, args.size))["stylize"]
+        painted = ours if args.face_strength == 1.0 else \
+            dict(renderers(style, ["stylize"], args.device, 1.0, args.size))["stylize"]
         peer = None if args.no_peer else peer_outputs(style, photos, args.peer_cache, args.device)
         scores = {"stylize": Scores(), "peer": Scores()}
         sheet_rows = []
         for name, rgb in photos.items():
             outputs = {"stylize": ours(rgb)} | ({"peer": peer[name]} if peer else {})
-            fully_painted = painted(rgb)
+            fully_painted = outputs["stylize"] if painted is ours else painted(rgb)
             working = min(1.0, (args.size or DEFAULT_SIZE) / max(rgb.shape[:2]))  # the network's scale
             for method, output in outputs.items():
                 s = scores[method]
                 s.layout.append(tonal_layout(rgb, output))
-                s.tone_distance.append(tone_layout_distance(rgb, output, painting))
+                s.tone_distance.append(tones.distance(rgb, output))
                 s.style.append(judge.distance(output, photo_vectors[name], painting_vector))
                 s.hatch.append(hatch_peak(output, working if method == "stylize" else 1.0))
-            for face in faces[name]:
+            for face, reference in zip(faces[name], photo_faces[name]):
                 box, large = face_box(face, rgb.shape), is_large(face, rgb.shape)
                 shown = face_box(face, rgb.shape, margin=0.25)
                 tiles = [(rgb[shown[1]:shown[3], shown[0]:shown[2]], "photo")]
                 for method, output in outputs.items():
                     s = scores[method]
-                    d = identity.distance(rgb, output, box)
+                    d = identity.distance(reference, output, box)
                     (s.identity_large if large else s.identity_small).append(d)
                     s.survived.append(finder.check(output, face).survived)
                     tiles.append((output[shown[1]:shown[3], shown[0]:shown[2]], f"{method} {d:.2f}"))

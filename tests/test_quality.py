@@ -36,10 +36,11 @@ def test_tonal_layout_refuses_images_of_different_sizes(astronaut: np.ndarray) -
 
 def test_tone_layout_distance_is_near_zero_for_the_photo_in_its_own_tones(astronaut: np.ndarray) -> None:
     pytest.importorskip("torch", reason="the training term needs torch (pip install 'stylize[torch]')")
-    from quality import tone_layout_distance
+    from quality import ToneJudge
 
-    itself = tone_layout_distance(astronaut, astronaut, astronaut)
-    inverted = tone_layout_distance(astronaut, 255 - astronaut, astronaut)
+    tones = ToneJudge(astronaut)
+    itself = tones.distance(astronaut, astronaut)
+    inverted = tones.distance(astronaut, 255 - astronaut)
     assert itself < 0.05 < 1.5 < inverted
 
 

@@ -146,5 +146,5 @@ def shift_equivariance(paint: Callable[[torch.Tensor], torch.Tensor], photo: tor
     moved = paint(torch.roll(photo, shift, dims=(2, 3)))
     expected = torch.roll(output, shift, dims=(2, 3))
     m = min(SHIFT_MARGIN, photo.shape[2] // 4, photo.shape[3] // 4)
-    return (moved[..., m:moved.shape[2] - m, m:moved.shape[3] - m].float()
-            - expected[..., m:expected.shape[2] - m, m:expected.shape[3] - m].float()).abs().mean()
+    rows, columns = slice(m, photo.shape[2] - m), slice(m, photo.shape[3] - m)
+    return (moved[..., rows, columns].float() - expected[..., rows, columns].float()).abs().mean()
