@@ -38,6 +38,11 @@ class Style:
         return str(self.metadata.get("title", self.name))
 
     @property
+    def short_title(self) -> str:
+        """The title without its bracketed notes (other names, what was not verified), for narrow places."""
+        return self.title.split(" (", 1)[0]
+
+    @property
     def artist(self) -> str:
         return str(self.metadata.get("artist", "unknown"))
 

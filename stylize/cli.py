@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, TypeVar
 import typer
 
 from .errors import MissingExtraError, StylizeError
-from .options import EngineName, HDStrategy, Options
+from .options import PAGE_MAX_PIXELS, EngineName, HDStrategy, Options
 from .training.config import TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -228,10 +228,6 @@ def export() -> None:
         typer.echo(f"{path} ({', '.join(style.name for style in styles)})")
 
 
-#: Host names that reach only this machine.
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
 @app.command()
 @user_errors
 def serve(
@@ -239,29 +235,29 @@ def serve(
                              "(127.0.0.1) lets others on the network use the page and see its photos."),
     port: int = typer.Option(8765, min=1, max=65535),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
-    device: str = DeviceOpt, max_megapixels: float = MaxMPOpt,
+    allow_host: List[str] = typer.Option([], "--allow-host", help="Also answer to this host name (the page "
+                                         "reached as http://NAME:PORT/); repeatable. This machine's own names are "
+                                         "always answered to."),
+    device: str = DeviceOpt,
+    max_megapixels: float = typer.Option(PAGE_MAX_PIXELS / 1e6, "--max-megapixels",
+                                         help="Refuse photos that decode to more (the page keeps photos in memory)."),
     max_upload_mb: float = typer.Option(100.0, min=0.1, help="Refuse larger uploads."),
 ) -> None:
     """A local web page: pick a photo, tap a style, slide the strength, download. Photos stay on this machine."""
     import threading
     import webbrowser
 
-    import uvicorn
+    from .web import create_app, own_host_names, page_url, server
 
-    from .web import create_app
-
-    local = host in LOCAL_HOSTS
-    if not local:
+    if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: anyone who can reach this machine on port {port} can use the "
                    "page and see the photos uploaded to it", err=True)
-    # a local server answers to local names only (no DNS rebinding); one on the network to the names it is reached by
-    names = ("127.0.0.1", "localhost", "[::1]") if local else ("*",)
-    app = create_app(device, int(max_megapixels * 1e6), max_upload_mb, names)
-    url = f"http://{'127.0.0.1' if local or host in ('0.0.0.0', '::') else host}:{port}/"
+    app = create_app(device, int(max_megapixels * 1e6), max_upload_mb, own_host_names(host, allow_host))
+    url = page_url(host, port)
     typer.echo(f"stylize is at {url}  (Ctrl+C stops it)")
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server(app, host, port).run()
 
 
 @app.command()

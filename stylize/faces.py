@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 
 from .errors import MissingExtraError
+from .options import DEFAULT_FACE_CROP
 
-#: Side of the aligned face crop, in pixels.
-CROP_SIZE = 512
+#: Side of the aligned face crop the template is drawn for, in pixels (``Options.face_crop`` scales it).
+CROP_SIZE = DEFAULT_FACE_CROP
 #: Canonical positions in the crop: image-left eye, image-right eye, nose tip, mouth left, mouth right.
 TEMPLATE = np.array([[192, 224], [320, 224], [256, 296], [206, 352], [306, 352]], dtype=np.float32)
 #: Face-mesh indices: eye corners (averaged per eye), nose tip, mouth corners.

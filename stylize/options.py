@@ -19,6 +19,8 @@ from .errors import StylizeError
 
 #: Refuse images above this many pixels unless the caller raises the limit (decompression-bomb guard).
 DEFAULT_MAX_PIXELS = 100_000_000
+#: the web page's lower guard: a small file can decode to a large photo, and the page keeps several in memory
+PAGE_MAX_PIXELS = 50_000_000
 
 
 class HDStrategy(str, enum.Enum):
@@ -42,6 +44,8 @@ DEFAULT_FACE_STRENGTH = 0.6
 #: Default working size (long side, px): strokes read as the painting's, not as noise, at this scale.
 DEFAULT_SIZE = 768
 DEFAULT_QUALITY = 92
+#: Side (px) of the aligned crop each face is painted at: its eyes 128 px apart (``faces.TEMPLATE``).
+DEFAULT_FACE_CROP = 512
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class Options:
     face_strength: float | None = None
     preserve_colors: bool = False
     faces: bool = True
+    #: the side of the aligned crop each face is painted at: smaller is faster and paints the face more coarsely
+    #: (the web page's thumbnails, where a face is a few pixels, use 128)
+    face_crop: int = DEFAULT_FACE_CROP
     size: int = DEFAULT_SIZE
     hd: HDStrategy = HDStrategy.RESIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -69,6 +76,8 @@ class Options:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise StylizeError(f"{name} must be between 0 and 1, got {value}")
+        if not 64 <= self.face_crop <= 2048:
+            raise StylizeError(f"face_crop must be between 64 and 2048 pixels, got {self.face_crop}")
         if not 64 <= self.size <= 8192:
             raise StylizeError(f"size must be between 64 and 8192 pixels, got {self.size}")
         if self.max_pixels < 1:

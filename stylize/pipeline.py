@@ -93,7 +93,7 @@ class Pipeline:
 
             scale = source.shape[1] / rgb.shape[1]
             for face in faces:
-                stylised_crop = self.engine.stylize(align_face(rgb, face))
+                stylised_crop = self.engine.stylize(align_face(rgb, face, options.face_crop))
                 paste_face(canvas, source, stylised_crop, face, scale, options.face_strength)
         if canvas.shape != rgb.shape:
             canvas = joint_bilateral_upsample(canvas, rgb)

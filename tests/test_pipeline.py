@@ -69,6 +69,19 @@ def test_faces_change_only_the_face_region(painter: stylize.Stylizer, astronaut:
     assert diff[400:, :].max() == 0 and diff[:, :100].max() == 0  # far away, untouched
 
 
+def test_a_smaller_face_crop_paints_the_same_face_more_coarsely(painter: stylize.Stylizer,
+                                                                astronaut: np.ndarray) -> None:
+    """``face_crop`` (the web page's thumbnails use 128): the same face, painted from fewer pixels."""
+    fine, coarse, without = (np.asarray(painter.render(astronaut, check=False, **options)[0], np.float32)
+                             for options in ({"face_crop": 512}, {"face_crop": 128}, {"faces": False}))
+    face = (slice(60, 180), slice(170, 280))
+    assert np.abs(coarse - without)[face].mean() > 5  # the small crop still paints the face
+    assert np.abs(coarse - fine)[face].mean() < np.abs(without - fine)[face].mean()  # and it is the same face
+    assert np.array_equal(coarse[400:], fine[400:])  # nothing else changes
+    with pytest.raises(stylize.StylizeError, match="face_crop"):
+        painter.render(astronaut, face_crop=16)
+
+
 @pytest.mark.parametrize("hd", ["resize", "tiled", "original"])
 def test_hd_strategies_give_full_size_output(painter: stylize.Stylizer, astronaut: np.ndarray, hd: str) -> None:
     big = cv2.resize(astronaut, (900, 700))
