@@ -6,7 +6,8 @@ architecture, the training recipe and the weights' sha256;
 network (``"trunk"`` in its metadata), its normalisation row on the shared
 ``weights/trunks/<trunk>.safetensors``; ``styles/<name>.jpg`` is a preview.
 Styles of one trunk blend: ``starry_night:0.6,udnie:0.4`` mixes their rows.
-The root is the project folder, or ``$STYLIZE_HOME`` when set.
+The root is the project folder (an installed wheel carries it as ``stylize/shipped/``), or
+``$STYLIZE_HOME`` when set.
 """
 
 from __future__ import annotations
@@ -108,8 +109,15 @@ class Blend:
 
 
 def catalogue_root() -> Path:
+    """``$STYLIZE_HOME`` when set; else the repository a checkout runs from; else the catalogue a wheel carries."""
     env = os.environ.get("STYLIZE_HOME")
-    return Path(env) if env else Path(__file__).resolve().parent.parent
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parent
+    checkout = package.parent
+    if (checkout / "styles").is_dir() and (checkout / "weights").is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout
+    return package / "shipped"
 
 
 def list_styles(root: Path | None = None) -> list[Style]:

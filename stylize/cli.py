@@ -161,18 +161,29 @@ def batch(
 
 @app.command()
 @user_errors
-def styles() -> None:
+def styles(
+    as_json: bool = typer.Option(False, "--json", help="Each style's whole record (styles/NAME.json), as JSON."),
+) -> None:
     """List the shipped styles (styles of one multi-style network blend: -s a:0.6,b:0.4)."""
+    import json
+
     from rich.console import Console
     from rich.table import Table
 
     from .catalogue import list_styles
 
+    if as_json:
+        typer.echo(json.dumps([{**style.metadata, "name": style.name} for style in list_styles()], indent=2,
+                              ensure_ascii=False))
+        return
+    # a name is what people copy into -s: never cut or wrapped; the other columns give way
     table = Table("name", "title", "artist", "year", "network")
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max((len(style.name) for style in list_styles()), default=4)
     for style in list_styles():
         widths = style.metadata.get("architecture", {}).get("widths", "?")
         network = f"{style.trunk.stem} {widths} (blends)" if style.trunk else f"its own {widths}"
-        table.add_row(style.name, style.title, style.artist, style.year, network)
+        table.add_row(style.name, style.short_title, style.artist, style.year.split(" (")[0], network)
     Console().print(table)
 
 
@@ -268,7 +279,8 @@ def train(
     name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json (a catalogue: "
                              "runs/NAME/network.safetensors)."),
     content_dir: Path = typer.Option(..., help="Folder of training photos."),
-    steps: int = typer.Option(TrainConfig.steps, min=1),
+    steps: Optional[int] = typer.Option(None, min=1, help=f"Training steps (default {TrainConfig.steps}; with "
+                                        "--resume, the run's own)."),
     size: int = typer.Option(TrainConfig.size, min=32,
                              help="Crop size: the painting's distribution is matched in every crop."),
     batch: int = typer.Option(TrainConfig.batch, min=1),
@@ -367,7 +379,8 @@ def train(
                                   lambda px: px >= 32)
     painting_weights = per_painting("--painting-weight", painting_weight, paintings, float, "a style weight above 0",
                                     lambda weight: 0 < weight < float("inf"))
-    cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir), steps=steps,
+    cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir),
+                      steps=TrainConfig.steps if steps is None else steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
                       style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight,
                       color_weight=color_weight, tone_weight=tone_weight, teacher_weight=teacher_weight,

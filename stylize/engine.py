@@ -144,9 +144,10 @@ def open_engine(weights: "Weights", device: str = "auto", engine: EngineName | s
         raise DeviceError(f"unknown engine {engine!r}: use {', '.join(e.value for e in EngineName)}") from None
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise DeviceError(f"unsupported device {device!r}: use auto, cpu or cuda[:N]")
-    on_cpu = device == "cpu" or (device == "auto" and not cuda_available())
+    # onnxruntime runs on the CPU: asked for by name, "auto" means the CPU even where CUDA is
+    on_cpu = device == "cpu" or (device == "auto" and (engine is EngineName.ONNXRUNTIME or not cuda_available()))
     if engine is EngineName.ONNXRUNTIME and not on_cpu:
-        raise DeviceError(f"the onnxruntime engine runs on the CPU; use --device cpu or --engine torch for {device}")
+        raise DeviceError(f"the onnxruntime engine runs on the CPU; use device cpu or the torch engine for {device}")
     if engine is EngineName.TORCH or not on_cpu:
         return _torch_engine(weights, device)
     from .engine_onnx import OnnxEngine, graph_path, stale_graph_reason
@@ -162,7 +163,7 @@ def open_engine(weights: "Weights", device: str = "auto", engine: EngineName | s
 
 def _torch_engine(weights: "Weights", device: str) -> Engine:
     if not installed("torch"):
-        raise MissingExtraError(f"--device {device} and --engine torch need torch: pip install 'stylize[torch]'")
+        raise MissingExtraError(f"device {device} and the torch engine need torch: pip install 'stylize[torch]'")
     from .engine_torch import TorchEngine
 
     return TorchEngine(weights, device)

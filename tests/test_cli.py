@@ -167,6 +167,24 @@ def test_batch_rerun_into_its_own_folder_does_not_restylise_outputs(catalogue: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a_art.jpg", "holiday.jpg"]
 
 
+def test_style_names_are_never_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name is what people copy into -s: whole in a narrow terminal or a pipe; --json gives the records."""
+    import json
+
+    from conftest import install_shipped_style
+
+    install_shipped_style(tmp_path, "starry_night", TEST_STYLE)
+    install_shipped_style(tmp_path, "starry_night", "a_rather_long_style_name_x", title="A title (with a note)")
+    monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "60")
+    result = run("styles")
+    assert result.exit_code == 0 and "a_rather_long_style_name_x" in result.output and TEST_STYLE in result.output
+    assert "with a note" not in result.output
+    records = json.loads(run("styles", "--json").output)
+    assert [r["name"] for r in records] == ["a_rather_long_style_name_x", TEST_STYLE]
+    assert records[0]["title"] == "A title (with a note)"
+
+
 def test_one_option_schema_feeds_cli_and_api() -> None:
     """Every option's default lives in Options; the CLI and the API take theirs from it."""
     import inspect

@@ -172,6 +172,16 @@ def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) 
     assert default_dtype(torch.device("cuda")) == torch.float16
 
 
+def test_onnxruntime_by_name_runs_on_the_cpu_where_cuda_is(catalogue: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--engine onnxruntime on a machine with CUDA: device auto means the CPU (it once asked for --device cpu)."""
+    from stylize import engine
+
+    monkeypatch.setattr(engine, "cuda_available", lambda: True)
+    assert stylize.Stylizer(TEST_STYLE, engine="onnxruntime").engine.startswith("onnxruntime on cpu")
+    with pytest.raises(stylize.DeviceError, match="runs on the CPU"):
+        stylize.Stylizer(TEST_STYLE, device="cuda", engine="onnxruntime")
+
+
 @needs_torch
 def test_cuda_index_beyond_the_machine_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch

@@ -304,6 +304,28 @@ def test_time_limit_checkpoints_and_exports(tmp_path: Path, astronaut: np.ndarra
     assert resumed.steps == 50 and resumed.max_minutes == 1e-9  # resuming goes on towards the recipe's steps
 
 
+def test_cli_resume_without_steps_keeps_the_runs_own(tmp_path: Path, astronaut: np.ndarray, tiny_lossnet: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stylize train --resume` with no --steps goes on towards the recipe's steps (it once reset them to 800)."""
+    from typer.testing import CliRunner
+
+    from stylize.cli import app
+    from stylize.training import train as training
+
+    content, style = make_data(tmp_path, astronaut)
+    cfg = config(tmp_path, content, style, steps=50)
+    cfg.max_minutes = 1e-9
+    train(cfg)
+    monkeypatch.chdir(tmp_path)  # the CLI resumes runs/NAME/ in the working folder
+    started: list[TrainConfig] = []
+    monkeypatch.setattr(training, "train", lambda cfg, resume=False: started.append(cfg) or Path("w"))
+    args = ["train", str(style), "--name", "tiny", "--content-dir", str(content), "--resume", "--device", "cpu"]
+    for extra, expected in (([], 50), (["--steps", "60"], 60)):
+        result = CliRunner().invoke(app, args + extra)
+        assert result.exit_code == 0, result.output
+        assert started[-1].steps == expected and started[-1].widths == (8, 8, 16)
+
+
 def test_cached_photos_give_the_same_batches(tmp_path: Path, astronaut: np.ndarray) -> None:
     from stylize.training.data import StepBatches, list_content_images
 
