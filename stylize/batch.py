@@ -17,10 +17,10 @@ import numpy as np
 
 from .atomic import remove_stale_partials
 from .errors import StylizeError
-from .image_io import FORMATS, Photo, load_photo
+from .image_io import FORMATS, READ_ONLY_PHOTO_FORMATS, Photo, load_photo
 from .pipeline import Options, Pipeline, save_result
 
-INPUT_SUFFIXES = set(FORMATS) | {".gif", ".jfif", ".jpe"}
+INPUT_SUFFIXES = set(FORMATS) | set(READ_ONLY_PHOTO_FORMATS) | {".gif", ".jfif", ".jpe"}
 
 
 @dataclass
@@ -51,7 +51,8 @@ def find_inputs(in_dir: Path, recursive: bool, exclude: Path | None = None) -> l
 def output_for(source: Path, in_dir: Path, out_dir: Path, suffix: str) -> Path:
     """Mirror the input tree; keep the extension so ``a.jpg`` and ``a.png`` never collide."""
     relative = source.relative_to(in_dir)
-    ext = source.suffix.lower() if source.suffix.lower() in FORMATS else ".png"
+    suffix_in = source.suffix.lower()
+    ext = suffix_in if suffix_in in FORMATS else READ_ONLY_PHOTO_FORMATS.get(suffix_in, ".png")
     return out_dir / relative.parent / f"{relative.stem}{suffix}{ext}"
 
 
@@ -77,9 +78,10 @@ def plan_jobs(in_dir: Path, out_dir: Path, recursive: bool, suffix: str) -> list
     if not in_dir.is_dir():
         raise StylizeError(f"{in_dir}: not a folder")
     if "/" in suffix or "\\" in suffix:
-        raise StylizeError(f"--suffix must not contain a path separator: {suffix!r}")
+        raise StylizeError(f"the suffix must not contain a path separator: {suffix!r}")
     if not suffix and out_dir.resolve() == in_dir.resolve():
-        raise StylizeError("OUT_DIR is IN_DIR: outputs would overwrite the photos; use another folder or --suffix")
+        raise StylizeError("the output folder is the input folder: outputs would overwrite the photos; use another "
+                           "folder or a suffix")
     inputs = find_inputs(in_dir, recursive, exclude=out_dir)
     targets = {output_for(source, in_dir, out_dir, suffix) for source in inputs}
     jobs = [(source, output_for(source, in_dir, out_dir, suffix)) for source in inputs

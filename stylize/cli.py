@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, List, Optional, TypeVar
 
@@ -122,6 +123,7 @@ def batch(
     check: bool = CheckOpt,
 ) -> None:
     """Stylise every photo in a folder; bad files are reported and skipped, the rest go on."""
+    from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -137,12 +139,15 @@ def batch(
     began = time.perf_counter()
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as progress:
+    # each failure is printed once, as it happens, on stderr (above the bar on a terminal); the end says how many
+    with Progress(*columns, transient=False, console=Console(stderr=True),
+                  disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"stylizing ({style})", total=len(jobs))
 
         def done(source: Path, error: str | None) -> None:
-            if error:
-                progress.console.print(f"[red]failed[/red] {escape(str(source))}: {escape(error)}", highlight=False)
+            if error:  # the reason names the file when it comes from reading it
+                reason = error if error.startswith(str(source)) else f"{source}: {error}"
+                progress.console.print(f"[red]failed[/red] {escape(reason)}", highlight=False, soft_wrap=True)
             progress.advance(task)
 
         report = run_batch(stylizer.pipeline, jobs, options, skip_existing, done)
@@ -153,8 +158,6 @@ def batch(
         typer.echo(f"{len(report.faces_lost)} written with faces that may not be recognisable:", err=True)
     for target, warning in report.faces_lost:
         typer.echo(f"warning: {warning}", err=True)
-    for source, reason in report.failed:
-        typer.echo(f"failed: {source}: {reason}", err=True)
     if report.failed:
         raise typer.Exit(1)
 
@@ -412,6 +415,9 @@ def per_painting(option: str, specs: List[str], paintings: set[str], parse: Call
 
 
 def main() -> None:
+    # Pillow's notes on odd files (a corrupt EXIF block, a photo near its bomb guard) are not the user's problem.
+    # Set once, here where the process starts: warning filters are process-wide, so never while photos are read.
+    warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
     app()
 
 

@@ -89,7 +89,7 @@ class Engine(ABC):
         except Exception as exc:  # each engine names its own out-of-memory exception
             if not self._is_out_of_memory(exc):
                 raise
-        advice = "use --hd resize (the default) or --hd tiled, or a smaller --size"
+        advice = "use hd resize (the default) or tiled, or a smaller working size"
         raise OutOfMemoryError(f"out of memory on {self.device} stylising {pixels / 1e6:.1f} MP at full "
                                f"resolution; {advice}") from None
 

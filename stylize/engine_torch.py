@@ -28,7 +28,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     except (RuntimeError, ValueError):
         raise DeviceError(f"unknown device {name!r}: use auto, cpu or cuda[:N]") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+        raise DeviceError(f"device {name!r} requested but CUDA is not available here; use device cpu")
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"unsupported device {name!r}: use auto, cpu or cuda[:N]")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

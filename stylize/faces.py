@@ -173,7 +173,7 @@ class FaceFinder:
     def __init__(self, min_score: float = 0.5, max_faces: int = 20) -> None:
         if importlib.util.find_spec("mediapipe") is None:
             raise MissingExtraError("finding faces needs MediaPipe: pip install --no-deps mediapipe==0.10.21 (its "
-                                    "jax dependency is not used), or stylise without faces (--no-faces)")
+                                    "jax dependency is not used), or stylise without the face pass (faces off)")
         with quiet_stderr():  # MediaPipe's C++ start-up logging is noise to a user
             import mediapipe as mp
 

@@ -11,7 +11,6 @@ import io
 import logging
 import os
 import struct
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -22,6 +21,13 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from .atomic import atomic_path
 from .errors import ImageTooLargeError, OutputError, UnreadableImageError
 from .options import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
+
+try:  # HEIC/HEIF, as phones save photos: Pillow reads them once pillow-heif registers its opener (at import)
+    from pillow_heif import register_heif_opener
+except ImportError:  # pragma: no cover -- a dependency; a broken install reads the other formats still
+    pass
+else:
+    register_heif_opener()
 EXIF_ORIENTATION = 0x0112
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 #: What a photo's metadata carries over, by allow-list: description, camera, date, author and copyright in
@@ -60,7 +66,7 @@ def _check_pixels(width: int, height: int, max_pixels: int, name: str) -> None:
         raise UnreadableImageError(f"{name}: image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageTooLargeError(f"{name}: {width}x{height} = {width * height / 1e6:.1f} MP exceeds the limit of "
-                                 f"{max_pixels / 1e6:.0f} MP (raise it with max_pixels / --max-megapixels)")
+                                 f"{max_pixels / 1e6:.0f} MP (the max_pixels option raises it)")
 
 
 def srgb_profile() -> bytes:
@@ -96,13 +102,11 @@ def _upright_with_exif(image: Image.Image) -> tuple[Image.Image, bytes | None]:
 
     A corrupt EXIF block costs only the metadata, never the photo: the pixels are used as stored.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            exif = image.getexif()
-            upright = ImageOps.exif_transpose(image) or image
-        except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError, OSError, struct.error):
-            return image, None
+    try:
+        exif = image.getexif()
+        upright = ImageOps.exif_transpose(image) or image
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError, OSError, struct.error):
+        return image, None
     if not exif:
         return upright, None
     try:
@@ -175,14 +179,13 @@ def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     try:
         if path.stat().st_size == 0:
             raise UnreadableImageError(f"{path}: empty file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's notes on odd files (corrupt EXIF...) are not the user's problem
-            # Pillow's own bomb guard stays as the process has it (switching it off for one call would switch it
-            # off for every thread); our limit is checked on the header, before any pixel is decoded
-            with Image.open(path) as image:
-                _check_pixels(image.width, image.height, max_pixels, str(path))
-                image.load()
-                return from_pil(image, str(path), max_pixels, source=path)
+        # Pillow's warnings and its own bomb guard stay as the process has them (changing either for one call
+        # would change it for every thread: the CLI quietens the warnings once, at start); our limit is checked
+        # on the header, before any pixel is decoded
+        with Image.open(path) as image:
+            _check_pixels(image.width, image.height, max_pixels, str(path))
+            image.load()
+            return from_pil(image, str(path), max_pixels, source=path)
     except (UnreadableImageError, ImageTooLargeError):
         raise
     except Image.DecompressionBombError as exc:
@@ -219,6 +222,8 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
            ".bmp": "BMP"}
+#: Photos read but not written (pillow-heif's encoder is not part of every install): their results are JPEG.
+READ_ONLY_PHOTO_FORMATS = {".heic": ".jpg", ".heif": ".jpg"}
 
 
 #: TIFF tag that holds an XMP packet.

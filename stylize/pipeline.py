@@ -120,8 +120,8 @@ class Pipeline:
         if not lost:
             return None
         face_strength = self.resolved(options).face_strength or 0.0
-        advice = (f"try --face-strength {max(0.0, face_strength - 0.25):.2f}" if options.faces
-                  else "try without --no-faces")
+        advice = (f"try face strength {max(0.0, face_strength - 0.25):.2f}" if options.faces
+                  else "try with the face pass on")
         return f"{lost} of {len(faces)} faces may not be recognisable in {where}; {advice}"
 
     def resolved(self, options: Options) -> Options:

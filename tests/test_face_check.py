@@ -43,14 +43,14 @@ def test_cli_warns_once_and_no_check_is_quiet(eraser: str, portrait_file: Path, 
     result = runner.invoke(app, ["photo", str(portrait_file), "-s", eraser, "-o", str(out), "--size", "256",
                                  "--no-faces"])
     assert result.exit_code == 0, result.output
-    assert f"warning: 1 of 1 faces may not be recognisable in {out}; try without --no-faces" in result.output
+    assert f"warning: 1 of 1 faces may not be recognisable in {out}; try with the face pass on" in result.output
     assert out.is_file()  # a warning, not a failure
     quiet = runner.invoke(app, ["photo", str(portrait_file), "-s", eraser, "-o", str(out), "--size", "256",
                                 "--no-faces", "--no-check"])
     assert quiet.exit_code == 0 and "warning" not in quiet.output
     with_faces = runner.invoke(app, ["photo", str(portrait_file), "-s", eraser, "-o", str(out), "--size", "256",
                                      "--face-strength", "1"])
-    assert "try --face-strength 0.75" in with_faces.output
+    assert "try face strength 0.75" in with_faces.output
 
 
 @pytest.mark.slow
@@ -63,7 +63,7 @@ def test_batch_lists_photos_with_lost_faces(eraser: str, tmp_path: Path, astrona
     assert result.exit_code == 0, result.output  # written, so not a failure
     assert "2 written" in result.output
     assert "1 written with faces that may not be recognisable" in result.output
-    assert "face.png; try without --no-faces" in result.output and "wall.png;" not in result.output
+    assert "face.png; try with the face pass on" in result.output and "wall.png;" not in result.output
 
 
 def test_face_lightness_shift_is_measured_against_the_rest() -> None:

@@ -271,3 +271,35 @@ def test_palette_and_16_bit_images_are_converted_to_srgb_before_tagging(tmp_path
     Image.fromarray(np.full((8, 8), 32768, np.uint16)).save(tmp_path / "grey16.png", icc_profile=linear_grey)
     assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
     assert 175 < load_photo(tmp_path / "grey16.png").rgb[0, 0, 0] < 200  # not 128
+
+
+def test_heic_is_read_upright_with_its_exif(tmp_path: Path) -> None:
+    """HEIC, as phones save photos (pillow-heif): pixels, orientation and camera tags as for a JPEG."""
+    rgb = gradient()
+    image = Image.fromarray(rgb)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    exif[0x010F] = "PhoneCam"
+    image.save(tmp_path / "photo.heic", quality=95, exif=exif.tobytes())
+    photo = load_photo(tmp_path / "photo.heic")
+    assert photo.rgb.shape == (64, 40, 3)  # upright
+    assert np.abs(photo.rgb.astype(int) - np.rot90(rgb, k=-1).astype(int)).mean() < 6
+    kept = Image.Exif()
+    kept.load(photo.exif)
+    assert kept.get(0x010F) == "PhoneCam" and kept.get(0x0112) == 1
+
+
+def test_reading_a_photo_leaves_the_warning_filters_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warning filters are process-wide: a thread reading a photo must not change them under another (the CLI
+    quietens Pillow's once, at start). A corrupt EXIF block makes Pillow warn; it still loads."""
+    import warnings
+
+    image = Image.fromarray(gradient())
+    path = tmp_path / "odd_exif.jpg"
+    image.save(path, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x0f\x00\x02", quality=95)
+    touched: list[str] = []
+    monkeypatch.setattr(warnings, "catch_warnings", lambda *a, **k: touched.append("catch_warnings"))
+    monkeypatch.setattr(warnings, "simplefilter", lambda *a, **k: touched.append("simplefilter"))
+    monkeypatch.setattr(warnings, "filterwarnings", lambda *a, **k: touched.append("filterwarnings"))
+    photo = load_photo(path)
+    assert photo.rgb.shape == (40, 64, 3) and touched == []

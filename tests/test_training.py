@@ -304,6 +304,17 @@ def test_time_limit_checkpoints_and_exports(tmp_path: Path, astronaut: np.ndarra
     assert resumed.steps == 50 and resumed.max_minutes == 1e-9  # resuming goes on towards the recipe's steps
 
 
+def test_training_leaves_the_process_random_state_and_cudnn_alone(tmp_path: Path, astronaut: np.ndarray,
+                                                                  tiny_lossnet: None) -> None:
+    """A caller's seed and cuDNN setting are theirs: train() seeds its own run and restores both."""
+    content, style = make_data(tmp_path, astronaut)
+    torch.manual_seed(1234)
+    before, autotune = torch.random.get_rng_state(), torch.backends.cudnn.benchmark
+    train(config(tmp_path, content, style, steps=2))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.backends.cudnn.benchmark == autotune
+
+
 def test_cli_resume_without_steps_keeps_the_runs_own(tmp_path: Path, astronaut: np.ndarray, tiny_lossnet: None,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """`stylize train --resume` with no --steps goes on towards the recipe's steps (it once reset them to 800)."""

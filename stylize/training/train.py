@@ -354,13 +354,23 @@ def sample_photo(paths: list[Path]) -> Path:
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None) -> Path:
-    """Run (or continue) training; returns the path of the written weights file."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    torch.manual_seed(cfg.seed)
+    """Run (or continue) training; returns the path of the written weights file. The process's random state
+    and cuDNN's autotuning are the caller's: the run seeds its own (``cfg.seed``) and both are restored after."""
+    device = resolve_device(cfg.device)
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    autotune = torch.backends.cudnn.benchmark
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(cfg.seed)
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes
+        try:
+            return _run(cfg, device, resume, log or (lambda line: print(line, file=sys.stderr, flush=True)))
+        finally:
+            torch.backends.cudnn.benchmark = autotune
+
+
+def _run(cfg: TrainConfig, device: torch.device, resume: bool, log: Callable[[str], None]) -> Path:
     if not NAME_PATTERN.match(cfg.name):
         raise StylizeError(f"style name must be lower-case letters, digits, _ or -: {cfg.name!r}")
-    device = resolve_device(cfg.device)
-    torch.backends.cudnn.benchmark = True  # every step has the same shapes
     # everything a user can get wrong is checked before runs/NAME/ is made
     paths = list_content_images(Path(cfg.content_dir))
     if cfg.distill and not cfg.init:
