@@ -20,7 +20,7 @@ import torch
 
 from evaluation import evaluation_photos, parse_arguments, parse_styles, print_table
 from stylize.catalogue import read_selection
-from stylize.engine import padded_for_network
+from stylize.engines.base import padded_for_network
 from stylize.network import StyleNet
 
 #: A peak above this many times the 99th percentile is counted as a droplet (networks without one stay near 2).

@@ -122,7 +122,7 @@ def main() -> None:
 
     import stylize
     from stylize.blending import crop_mask
-    from stylize.engine import installed
+    from stylize.engines import installed
     from stylize.image_io import load_photo
     from stylize.pipeline import shared_face_finder
 

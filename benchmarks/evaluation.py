@@ -77,9 +77,9 @@ def evaluation_photos(content_dir: Path, limit: int | None = None) -> dict[str, 
 
 
 def renderers(style: StyleUnderTest, methods: list[str], device: str, face_strength: float | None = None,
-              size: int | None = None) -> Iterator[tuple[str, Callable]]:
+              size: int | None = None, face_crop: int | None = None) -> Iterator[tuple[str, Callable]]:
     """(method, photo -> uint8 RGB) for each requested method; stylize at default settings unless
-    ``face_strength`` or the working ``size`` is given."""
+    ``face_strength``, the working ``size`` or the ``face_crop`` is given."""
     from stylize.image_io import to_photo
     from stylize.options import Options
     from stylize.pipeline import Pipeline
@@ -87,7 +87,8 @@ def renderers(style: StyleUnderTest, methods: list[str], device: str, face_stren
     if style.style is None and set(methods) - {"peer"}:
         raise SystemExit(f"stylize ships no style {style.name!r}: give NAME=WEIGHTS or NAME=DIR, or --methods peer")
     pipeline = Pipeline(style.style, device) if set(methods) - {"peer"} else None
-    chosen = {key: value for key, value in dict(face_strength=face_strength, size=size).items() if value is not None}
+    chosen = {key: value for key, value in dict(face_strength=face_strength, size=size, face_crop=face_crop).items()
+              if value is not None}
     defaults = Options(check=False, **chosen)
     for method in methods:
         if method == "stylize":
@@ -116,6 +117,7 @@ def parse_arguments(doc: str, defaults: dict | None = None, more: Callable | Non
     parser.add_argument("--save", type=Path, help="also write every output here as METHOD/STYLE/PHOTO.png")
     parser.add_argument("--face-strength", type=float, help="stylize's face strength [default: the CLI's]")
     parser.add_argument("--size", type=int, help="stylize's working size [default: the CLI's]")
+    parser.add_argument("--face-crop", type=int, help="side of the crop faces are painted at [default: the CLI's]")
     if more:
         more(parser)
     parser.set_defaults(**(defaults or {}))

@@ -44,7 +44,7 @@ def eval_images(size: int) -> dict[str, torch.Tensor]:
     import cv2
     from skimage import data
 
-    from stylize.engine_torch import to_tensor
+    from stylize.engines.torch import to_tensor
 
     images = {}
     for name in EVAL_SET:
@@ -129,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from stylize.catalogue import get_style, read_selection
-    from stylize.engine_torch import resolve_device
+    from stylize.engines.torch import resolve_device
     from stylize.network import StyleNet
 
     device = resolve_device(args.device)

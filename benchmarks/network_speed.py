@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from machine import machine_line
-from stylize.engine_onnx import OnnxEngine
-from stylize.engine_torch import TorchEngine, default_dtype, resolve_device
+from stylize.engines.onnx import OnnxEngine
+from stylize.engines.torch import TorchEngine, default_dtype, resolve_device
 from stylize.export import export
-from stylize.network import StyleNet, save_weights
+from stylize.network import StyleNet
+from stylize.weights import save_weights
 from stylize.weights import Architecture, read_network
 
 

@@ -304,9 +304,9 @@ def main() -> None:
     for style in parse_styles(args.styles, args.painting_dir):
         painting = np.asarray(Image.open(style.painting).convert("RGB"))
         painting_vector, painting_hatch, tones = judge.vector(painting), hatch_peak(painting), ToneJudge(painting)
-        ours = dict(renderers(style, ["stylize"], args.device, args.face_strength, args.size))["stylize"]
+        ours = dict(renderers(style, ["stylize"], args.device, args.face_strength, args.size, args.face_crop))["stylize"]
         painted = ours if args.face_strength == 1.0 else \
-            dict(renderers(style, ["stylize"], args.device, 1.0, args.size))["stylize"]
+            dict(renderers(style, ["stylize"], args.device, 1.0, args.size, args.face_crop))["stylize"]
         peer = None if args.no_peer else peer_outputs(style, photos, args.peer_cache, args.device)
         scores = {"stylize": Scores(), "peer": Scores()}
         sheet_rows = []

@@ -232,7 +232,7 @@ def preview(
 def export() -> None:
     """Write the ONNX graph of every installed style's network beside its weights (for the onnxruntime engine).
     Needs stylize[torch]; run it after training or replacing weights."""
-    from .engine import installed
+    from .engines import installed
 
     if not (installed("torch") and installed("onnx")):
         raise MissingExtraError("export needs torch and onnx: pip install 'stylize[torch]'")
@@ -347,7 +347,7 @@ def train(
     """Train a style network with perceptual losses (checkpointed, resumable). Needs stylize[torch]."""
     from dataclasses import replace
 
-    from .engine import installed
+    from .engines import installed
     from .weights import UPSAMPLING
 
     if not (installed("torch") and installed("h5py")):

@@ -1,7 +1,7 @@
 """Exporting networks to the ONNX graphs the light install runs (``stylize export``; needs ``stylize[torch]``).
 
 One graph per weights file (a whole network or a catalogue's trunk), written beside it: opset 17,
-dynamic height and width, the norm rows and statistics as inputs (see ``stylize.engine_onnx``).
+dynamic height and width, the norm rows and statistics as inputs (see ``stylize.engines.onnx``).
 Its convolution weights are stored in float16, as in the safetensors file they came from, and cast
 once when onnxruntime loads the graph. The graph records the sha256 of its weights file; each style
 records its graph's sha256 (``graph_sha256`` in ``styles/NAME.json``).
@@ -20,7 +20,7 @@ from torch import nn
 
 from .atomic import atomic_path
 from .catalogue import Style, catalogue_root, list_styles, read_selection, write_metadata
-from .engine_onnx import GRAPH_FORMAT, INPUTS, OUTPUTS, graph_path, stale_graph_reason
+from .engines.onnx import GRAPH_FORMAT, INPUTS, OUTPUTS, graph_path, stale_graph_reason
 from .errors import BadWeightsError
 from .network import NormPass, StyleNet
 from .weights import NORM_PARAMETERS, Weights, file_sha256

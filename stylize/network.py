@@ -13,15 +13,14 @@ tiled full-resolution result free of seams and colour jumps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .atomic import atomic_path
-from .weights import FORMAT_VERSION, NORM_PARAMETERS, Architecture, Weights, read_network, read_rows
+from .weights import Architecture, Weights, read_network, read_rows
 
 
 @dataclass
@@ -172,39 +171,6 @@ class StyleNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def save_weights(model: StyleNet, path: Path, extra_metadata: dict[str, str] | None = None) -> None:
-    """Write fp16 safetensors with the architecture in the header, atomically."""
-    from safetensors.torch import save_file
-
-    tensors = {name: t.detach().to("cpu", torch.float16).contiguous() for name, t in model.state_dict().items()}
-    metadata = {**(extra_metadata or {}), **model.arch.to_metadata()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-
-
-def save_trunk(model: StyleNet, path: Path, extra_metadata: dict[str, str] | None = None) -> None:
-    """A catalogue's shared part: every tensor but the normalisation rows (fp16, atomic)."""
-    from safetensors.torch import save_file
-
-    tensors = {name: t.detach().to("cpu", torch.float16).contiguous() for name, t in model.state_dict().items()
-               if not name.endswith(NORM_PARAMETERS)}
-    metadata = {**(extra_metadata or {}), **replace(model.arch, styles=1).to_metadata(), "kind": "trunk"}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-
-
-def save_style_row(model: StyleNet, row: int, path: Path, trunk_sha256: str,
-                   extra: dict[str, str] | None = None) -> None:
-    """One style of a catalogue: its normalisation row (fp32, a few KB) and the sha256 of the trunk it belongs to."""
-    from safetensors.torch import save_file
-
-    tensors = {name: t.detach()[row].to("cpu", torch.float32).contiguous() for name, t in model.state_dict().items()
-               if name.endswith(NORM_PARAMETERS)}
-    metadata = {**(extra or {}), "format_version": FORMAT_VERSION, "kind": "style-row", "trunk_sha256": trunk_sha256}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_weights(path: Path, sha256: str | None = None) -> StyleNet:

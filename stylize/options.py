@@ -30,7 +30,7 @@ class HDStrategy(str, enum.Enum):
 
 
 class EngineName(str, enum.Enum):
-    """What runs the network (a pipeline's choice, beside the device; see ``stylize.engine.open_engine``)."""
+    """What runs the network (a pipeline's choice, beside the device; see ``stylize.engines.open_engine``)."""
 
     AUTO = "auto"
     ONNXRUNTIME = "onnxruntime"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .catalogue import Blend, Style, read_selection
-from .engine import open_engine
+from .engines import open_engine
 from .image_io import Photo, save_image, to_pil
 from .options import DEFAULT_QUALITY, EngineName, HDStrategy, Options
 from .upsampling import joint_bilateral_upsample, resize_long_side

@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import BadWeightsError
+
+if TYPE_CHECKING:
+    from .network import StyleNet
 
 FORMAT_VERSION = "2"
 ARCH_NAME = "johnson2016-cin-upsample-sigmoid"
@@ -234,3 +238,36 @@ def rows_on(trunk: Path) -> list[Path]:
     digest = file_sha256(trunk)
     return [path for path in sorted(trunk.parent.parent.glob("*.safetensors"))
             if read_metadata(path).get("trunk_sha256") == digest]
+
+
+def _arrays(model: "StyleNet") -> dict[str, np.ndarray]:
+    """The model's tensors as fp32 numpy arrays (the writers need no torch import of their own)."""
+    return {name: tensor.detach().cpu().float().numpy() for name, tensor in model.state_dict().items()}
+
+
+def _write(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.numpy import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def save_weights(model: "StyleNet", path: Path, extra_metadata: dict[str, str] | None = None) -> None:
+    """A whole network: fp16 safetensors with the architecture in the header, written atomically."""
+    tensors = {name: array.astype(np.float16) for name, array in _arrays(model).items()}
+    _write(tensors, path, {**(extra_metadata or {}), **model.arch.to_metadata()})
+
+
+def save_trunk(model: "StyleNet", path: Path, extra_metadata: dict[str, str] | None = None) -> None:
+    """A catalogue's shared part: every tensor but the normalisation rows (fp16, atomic)."""
+    tensors = {name: array.astype(np.float16) for name, array in _arrays(model).items()
+               if not name.endswith(NORM_PARAMETERS)}
+    _write(tensors, path, {**(extra_metadata or {}), **replace(model.arch, styles=1).to_metadata(), "kind": "trunk"})
+
+
+def save_style_row(model: "StyleNet", row: int, path: Path, trunk_sha256: str,
+                   extra: dict[str, str] | None = None) -> None:
+    """One style of a catalogue: its normalisation row (fp32, a few KB) and the sha256 of the trunk it belongs to."""
+    tensors = {name: array[row] for name, array in _arrays(model).items() if name.endswith(NORM_PARAMETERS)}
+    _write(tensors, path, {**(extra or {}), "format_version": FORMAT_VERSION, "kind": "style-row",
+                           "trunk_sha256": trunk_sha256})

@@ -11,10 +11,10 @@ import pytest
 
 import stylize
 from conftest import ENGINES, PROJECT, install_shipped_style, needs_torch, random_weights
-from stylize import engine as engine_module
+from stylize import engines as engine_module
 from stylize.catalogue import list_styles, read_selection, select
-from stylize.engine import open_engine
-from stylize.engine_onnx import OnnxEngine, graph_path
+from stylize.engines import open_engine
+from stylize.engines.onnx import OnnxEngine, graph_path
 from stylize.upsampling import resize_long_side
 from stylize.weights import Architecture, file_sha256, read_network
 
@@ -30,7 +30,7 @@ def engine_for(spec: str, name: str):  # noqa: ANN201
     if name == "torch":
         import torch
 
-        from stylize.engine_torch import TorchEngine
+        from stylize.engines.torch import TorchEngine
 
         return TorchEngine(weights, "cpu", torch.float32)
     return OnnxEngine(weights, graph_path(weights.source))
@@ -64,7 +64,7 @@ def test_engines_give_the_same_pixels(spec: str, astronaut: np.ndarray) -> None:
 def test_export_makes_a_graph_that_paints_like_the_network(upsample: str, tmp_path: Path,
                                                            astronaut: np.ndarray) -> None:
     pytest.importorskip("onnx", reason="the export needs onnx (pip install 'stylize[torch]')")
-    from stylize.engine_torch import TorchEngine
+    from stylize.engines.torch import TorchEngine
     from stylize.export import export
 
     arch = Architecture((8, 16, 24), 2, upsample=upsample)

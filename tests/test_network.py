@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 
 from conftest import tampered  # noqa: E402
 from stylize.errors import BadWeightsError  # noqa: E402
-from stylize.network import (ConditionalInstanceNorm, NormPass, StyleNet, load_rows, load_weights,  # noqa: E402
-                             save_style_row, save_trunk, save_weights)
-from stylize.weights import Architecture, Weights, mix_rows, rows_on  # noqa: E402
+from stylize.network import ConditionalInstanceNorm, NormPass, StyleNet, load_rows, load_weights  # noqa: E402
+from stylize.weights import (Architecture, Weights, mix_rows, rows_on, save_style_row, save_trunk,  # noqa: E402
+                             save_weights)
 
 
 def test_forward_keeps_size_and_has_no_transposed_convs() -> None:

@@ -161,7 +161,7 @@ def test_cuda_matches_cpu(catalogue: Path, astronaut: np.ndarray) -> None:
 def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from stylize.engine_torch import default_dtype, resolve_device
+    from stylize.engines.torch import default_dtype, resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto").type == "cpu"
@@ -174,9 +174,9 @@ def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) 
 
 def test_onnxruntime_by_name_runs_on_the_cpu_where_cuda_is(catalogue: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--engine onnxruntime on a machine with CUDA: device auto means the CPU (it once asked for --device cpu)."""
-    from stylize import engine
+    from stylize import engines
 
-    monkeypatch.setattr(engine, "cuda_available", lambda: True)
+    monkeypatch.setattr(engines, "cuda_available", lambda: True)
     assert stylize.Stylizer(TEST_STYLE, engine="onnxruntime").engine.startswith("onnxruntime on cpu")
     with pytest.raises(stylize.DeviceError, match="runs on the CPU"):
         stylize.Stylizer(TEST_STYLE, device="cuda", engine="onnxruntime")
@@ -186,7 +186,7 @@ def test_onnxruntime_by_name_runs_on_the_cpu_where_cuda_is(catalogue: Path, monk
 def test_cuda_index_beyond_the_machine_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from stylize.engine_torch import resolve_device
+    from stylize.engines.torch import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -436,7 +436,8 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     import subprocess
     import sys
 
-    from stylize.network import StyleNet, save_weights
+    from stylize.network import StyleNet
+    from stylize.weights import save_weights
     from stylize.weights import Architecture
 
     content, style = make_data(tmp_path, astronaut)

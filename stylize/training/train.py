@@ -30,11 +30,10 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_path
 from ..catalogue import NAME_PATTERN, write_metadata
 from ..errors import StylizeError, UnreadableImageError
-from ..engine_torch import default_dtype, resolve_device, to_tensor, to_uint8
-from ..network import (NormPass, StyleNet, count_parameters, load_rows, load_weights, save_style_row, save_trunk,
-                       save_weights)
+from ..engines.torch import default_dtype, resolve_device, to_tensor, to_uint8
+from ..network import NormPass, StyleNet, count_parameters, load_rows, load_weights
 from ..weights import (NORM_PARAMETERS, Architecture, file_sha256, identity_row, is_trunk, mix_rows, read_rows,
-                       rows_on)
+                       rows_on, save_style_row, save_trunk, save_weights)
 from . import losses
 from .config import RUN_OPTIONS, TrainConfig
 from .data import StepBatches, list_content_images

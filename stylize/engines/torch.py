@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .engine import Engine
-from .errors import DeviceError
-from .network import NormPass, StyleNet
-from .weights import Weights
+from ..errors import DeviceError
+from ..network import NormPass, StyleNet
+from ..weights import Weights
+from .base import Engine
 
 
 def cpu_has_bf16() -> bool:

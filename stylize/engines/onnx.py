@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .engine import Engine, installed
-from .errors import BadWeightsError
-from .weights import Weights, file_sha256
+from ..errors import BadWeightsError
+from ..weights import Weights, file_sha256
+from .base import Engine, installed
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
