@@ -69,6 +69,13 @@ class Style:
         return self.weights.parent / "trunks" / f"{trunk}.safetensors" if isinstance(trunk, str) else None
 
     @property
+    def face_row(self) -> Path | None:
+        """A row of this style's own network that paints the aligned face crops (trained on faces, keeping more of
+        their light and dark), recorded with its sha256 (``face_row_sha256``); None: faces use the style's row."""
+        path = self.weights.with_name(f"{self.name}.face.safetensors")
+        return path if isinstance(self.metadata.get("face_row_sha256"), str) and self.trunk is None else None
+
+    @property
     def graph_sha256(self) -> str | None:
         """The sha256 of the ONNX graph of this style's network, recorded by ``stylize export``."""
         value = self.metadata.get("graph_sha256")
@@ -179,6 +186,16 @@ def select(spec: str, root: Path | None = None) -> Style | Blend:
         raise UnknownStyleError(f"style blend {spec!r}: only styles of one multi-style network blend "
                                 "(see `stylize styles`)")
     return Blend(tuple(parts)) if len(parts) > 1 else parts[0][0]
+
+
+def read_face_selection(selection: Style | Blend) -> "Weights | None":
+    """The checked weights that paint ``selection``'s face crops where it has a face row (else None: its own)."""
+    from .weights import read_rows
+
+    if not isinstance(selection, Style) or selection.face_row is None:
+        return None
+    return read_rows(selection.weights, [(selection.face_row, selection.metadata["face_row_sha256"])],
+                     selection.metadata.get("weights_sha256"))
 
 
 def read_selection(selection: Style | Blend) -> "Weights":

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 import cv2
 import numpy as np
 
-from .catalogue import Blend, Style, read_selection
+from .catalogue import Blend, Style, read_face_selection, read_selection
 from .engines import open_engine
 from .image_io import Photo, save_image, to_pil
 from .options import DEFAULT_QUALITY, EngineName, HDStrategy, Options
@@ -66,6 +66,9 @@ class Pipeline:
     def __init__(self, style: Style | Blend, device: str = "auto", engine: EngineName | str = EngineName.AUTO) -> None:
         self.style = style
         self.engine = open_engine(read_selection(style), device, engine, style.graph_sha256)
+        face_weights = read_face_selection(style)  # the same network with the style's face row, where it has one
+        self.face_engine = self.engine if face_weights is None else \
+            open_engine(face_weights, device, engine, style.graph_sha256)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
     def run(self, photo: Photo, options: Options = Options(), found: Sequence["Face"] | None = None) -> Rendering:
@@ -93,7 +96,7 @@ class Pipeline:
 
             scale = source.shape[1] / rgb.shape[1]
             for face in faces:
-                stylised_crop = self.engine.stylize(align_face(rgb, face, options.face_crop))
+                stylised_crop = self.face_engine.stylize(align_face(rgb, face, options.face_crop))
                 paste_face(canvas, source, stylised_crop, face, scale, options.face_strength)
         if canvas.shape != rgb.shape:
             canvas = joint_bilateral_upsample(canvas, rgb)

@@ -192,20 +192,30 @@ def read_network(path: Path, sha256: str | None = None) -> Weights:
 def read_rows(trunk: Path, rows: list[tuple[Path, str | None]], trunk_sha256: str | None = None) -> Weights:
     """A trunk with the given style rows (path, recorded sha256) stacked in order: row i is style i.
 
-    A row made for another trunk is refused (each row records its trunk's sha256)."""
+    The trunk may also be a whole network (its convolutions; a style's face row is made for one), and a row a
+    whole network of the same shapes (its own row: where a face row's training starts). A row made for another
+    trunk is refused (each row records its trunk's sha256)."""
     arch: list[Architecture] = []
 
     def expected(meta: dict[str, str]) -> Shapes:
-        arch.append(replace(Architecture.from_metadata(meta, str(trunk)), styles=len(rows)))
-        return arch[0].trunk_shapes()
+        own = Architecture.from_metadata(meta, str(trunk))
+        arch.append(replace(own, styles=len(rows)))
+        return own.trunk_shapes() if meta.get("kind") == "trunk" else own.shapes()
 
     tensors, _, digest = read_checked(trunk, expected, trunk_sha256)
+    tensors = {name: tensor for name, tensor in tensors.items() if not name.endswith(NORM_PARAMETERS)}
     row_shapes = arch[0].row_shapes()
     stacked: dict[str, list[np.ndarray]] = {name: [] for name in row_shapes}
     for path, sha256 in rows:
-        row, meta, _ = read_checked(path, lambda _: row_shapes, sha256)
-        if meta.get("trunk_sha256") != digest:
-            raise BadWeightsError(f"{path}: this style was trained on another trunk than {trunk}; reinstall it")
+        if read_metadata(path).get("kind") == "style-row":
+            row, meta, _ = read_checked(path, lambda _: row_shapes, sha256)
+            if meta.get("trunk_sha256") != digest:
+                raise BadWeightsError(f"{path}: this style was trained on another trunk than {trunk}; reinstall it")
+        else:
+            network = read_network(path, sha256)
+            if network.arch != replace(arch[0], styles=1):
+                raise BadWeightsError(f"{path}: a {network.arch} network has no row for {trunk}")
+            row = {name: network.tensors[name][0] for name in row_shapes}
         for name, tensor in row.items():
             stacked[name].append(tensor)
     tensors.update({name: np.stack(parts) for name, parts in stacked.items()})

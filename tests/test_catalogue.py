@@ -263,3 +263,33 @@ def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
         assert np.array_equal(np.asarray(stylize.stylize(photo, name, device="cpu", faces=False)), painted)
     late = np.asarray(stylize.stylize(photo, "late", device="cpu", faces=False), np.float64)
     assert np.abs(late - before["cool"]).mean() > 2  # its own, trained-on row paints
+
+
+def test_a_face_row_paints_the_faces_and_nothing_else(tmp_path: Path, astronaut: np.ndarray,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A style's face row (``weights/NAME.face.safetensors``, a row of its own network) paints the aligned face
+    crops; the rest of the photo is the style's own row. A row that does not match its record is refused."""
+    from safetensors.numpy import save_file
+
+    from stylize.weights import FORMAT_VERSION, NORM_PARAMETERS, file_sha256, read_network
+
+    install_shipped_style(tmp_path, "starry_night", "painted")
+    monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
+    network = tmp_path / "weights" / "painted.safetensors"
+    own = read_network(network)
+    row = {name: np.ascontiguousarray(tensor[0][::-1]) for name, tensor in own.tensors.items()  # another painter
+           if name.endswith(NORM_PARAMETERS)}
+    face_row = tmp_path / "weights" / "painted.face.safetensors"
+    save_file(row, str(face_row), metadata={"format_version": FORMAT_VERSION, "kind": "style-row",
+                                             "trunk_sha256": file_sha256(network)})
+    plain = np.asarray(stylize.Stylizer("painted", device="cpu")(astronaut, face_strength=1.0), np.int16)
+    meta_path = tmp_path / "styles" / "painted.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "face_row_sha256": file_sha256(face_row)}))
+    with_row = np.asarray(stylize.Stylizer("painted", device="cpu")(astronaut, face_strength=1.0), np.int16)
+    diff = np.abs(with_row - plain).max(axis=2)
+    assert diff[60:180, 170:280].mean() > 5  # her face is painted by the face row
+    assert diff[400:].max() == 0 and diff[:, :100].max() == 0  # far from it, the style's own row
+    meta_path.write_text(json.dumps({**meta, "face_row_sha256": "0" * 64}))
+    with pytest.raises(stylize.BadWeightsError, match="sha256"):
+        stylize.Stylizer("painted", device="cpu")

@@ -672,3 +672,26 @@ def test_a_catalogue_continues_from_its_shipped_files(tmp_path: Path, astronaut:
     (tmp_path / "weights" / "dots.safetensors").rename(unshipped / "dots.safetensors")
     assert torch.equal(load_catalogue(trunk, cfg.style_names).state_dict()["encoder.0.norm.weight"],
                        shipped["encoder.0.norm.weight"])
+
+
+def test_a_face_row_trains_on_a_whole_network_and_leaves_it_alone(tmp_path: Path, astronaut: np.ndarray,
+                                                                   tiny_lossnet: None) -> None:
+    """A style's face row: --trunk is the style's own network; the row starts as the style's row, learns alone,
+    and is recorded as made for that network (``stylize.weights.read_rows`` checks it)."""
+    from stylize.network import load_rows
+    from stylize.weights import NORM_PARAMETERS, file_sha256, read_metadata
+
+    content, style = make_data(tmp_path, astronaut)
+    network = train(config(tmp_path, content, style, steps=2))
+    network_bytes = network.read_bytes()
+    face = replace(config(tmp_path, content, style, steps=3), name="tiny_face", trunk=str(network), lr=0.05,
+                   weights_dir=str(tmp_path / "export" / "weights"), styles_dir=str(tmp_path / "export" / "styles"))
+    started = train_module.build_model(face).state_dict()
+    own = load_weights(network).state_dict()
+    assert all(torch.equal(started[name], own[name]) for name in own)  # the style's own row to begin with
+    row = train(face)
+    assert network.read_bytes() == network_bytes
+    assert read_metadata(row)["kind"] == "style-row" and read_metadata(row)["trunk_sha256"] == file_sha256(network)
+    after = load_rows(network, [(row, None)]).state_dict()
+    changed = {name for name, tensor in after.items() if not torch.allclose(tensor, own[name])}
+    assert changed == {name for name in after if name.endswith(NORM_PARAMETERS)}

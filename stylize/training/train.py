@@ -287,7 +287,8 @@ def build_model(cfg: TrainConfig) -> StyleNet:
     trunk and row as one network with ``whole_network``)."""
     if cfg.trunk:
         trunk = Path(cfg.trunk)
-        rows = [Path(cfg.init)] if cfg.init else rows_on(trunk)
+        # a whole network as the trunk: a face row for its style, starting from the style's own row
+        rows = [Path(cfg.init)] if cfg.init else rows_on(trunk) if is_trunk(trunk) else [trunk]
         if not rows:
             raise StylizeError(f"--trunk {trunk}: no styles made for it in {trunk.parent.parent}")
         # the row starts as --init's (a style trained on), else as the catalogue's average style
