@@ -45,6 +45,7 @@ def parse_styles(specs: list[str], painting_dir: Path) -> list[StyleUnderTest]:
     """``NAME`` (the shipped style), ``NAME=WEIGHTS`` (a candidate whole network, e.g. from runs/) or ``NAME=DIR``
     (a candidate exported with ``stylize train --export-to DIR``: DIR/styles and DIR/weights, a trunk's too)."""
     from stylize.catalogue import Style, get_style, list_styles
+    from stylize.style_record import StyleRecord
 
     shipped = {style.name: style for style in list_styles()}
     styles = []
@@ -54,7 +55,7 @@ def parse_styles(specs: list[str], painting_dir: Path) -> list[StyleUnderTest]:
         if not candidate:
             style = shipped.get(name)
         else:
-            style = get_style(name, path) if path.is_dir() else Style(name, path, {})
+            style = get_style(name, path) if path.is_dir() else Style(name, path, StyleRecord())
         label = f"{name}:{path.stem if path.is_file() else path.name}" if candidate else name
         styles.append(StyleUnderTest(name, style, painting_dir / f"{name}.jpg", label))
     return styles

@@ -65,7 +65,7 @@ def objective_for(style: str, style_dir: Path, device: torch.device):  # noqa: A
     from stylize.catalogue import get_style
     from stylize.training.train import build_objective, config_from_record
 
-    cfg = config_from_record(get_style(style).metadata["training"]["recipe"])
+    cfg = config_from_record(get_style(style).record.training["recipe"])
     return build_objective(replace(cfg, style_images=(str(style_dir / f"{style}.jpg"),)), device)
 
 

@@ -16,11 +16,11 @@ are the candidate's. Then the onnxruntime graphs are made current (``stylize exp
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
-from stylize.catalogue import list_styles, write_metadata
+from stylize.catalogue import list_styles
+from stylize.style_record import StyleRecord
 from stylize.export import export_catalogue
 from stylize.weights import file_sha256, identity_row, is_trunk
 
@@ -33,11 +33,11 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, ke
     ``kept_row``: the unshipped row a new style was trained on from, recorded like the weights a shipped one left."""
     shutil.copyfile(export / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.safetensors")
     shutil.copyfile(export / "styles" / f"{name}.jpg", root / "styles" / f"{name}.jpg")
-    candidate = json.loads((export / "styles" / f"{name}.json").read_text())
+    candidate = dict(StyleRecord.read(export / "styles" / f"{name}.json"))
     shipped_path = root / "styles" / f"{name}.json"
     shipped_before = shipped_path.is_file()
     # a style shipping for the first time takes the candidate's whole record (its title and provenance too)
-    meta = json.loads(shipped_path.read_text()) if shipped_before else dict(candidate)
+    meta = dict(StyleRecord.read(shipped_path)) if shipped_before else dict(candidate)
     training = candidate["training"]
     # what the run started from (recorded since 2026-11-27; older records started from what shipped)
     init_sha256 = training.get("init_sha256")
@@ -61,7 +61,7 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, ke
     if trunk:
         meta["trunk"] = trunk
     meta.pop("graph_sha256", None)  # the export below records the current graph's
-    write_metadata(shipped_path, meta)
+    StyleRecord(meta).write(shipped_path)
 
 
 def stop_shipping(name: str, root: Path) -> None:

@@ -11,11 +11,10 @@ file, so run this before exporting a new style (``stylize train --export-to``).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
-from stylize.catalogue import write_metadata
+from stylize.style_record import StyleRecord
 
 #: Short titles where the README's "work" cell is a description rather than a title.
 SHORT_TITLES = {
@@ -69,8 +68,8 @@ def main() -> None:
         if name not in rows:
             raise SystemExit(f"{name}: no row for {name}.jpg in {args.readme}")
         path = args.folder / f"{name}.json"
-        existing = json.loads(path.read_text()) if path.exists() else {}
-        write_metadata(path, {**record(name, rows[name]), **existing})
+        existing = StyleRecord.read(path)
+        StyleRecord({**record(name, rows[name]), **existing}).write(path)
         print(path)
 
 

@@ -1,7 +1,7 @@
 """The style catalogue: one name -> one weights file + one metadata file.
 
-``styles/<name>.json`` holds title, artist, year, provenance, licence, the
-architecture, the training recipe and the weights' sha256;
+``styles/<name>.json`` holds the style's record (``style_record.StyleRecord``: title, artist, year,
+provenance, licence, the architecture, the training recipe and the weights' sha256);
 ``weights/<name>.safetensors`` holds the network, or, for a style of a multi-style
 network (``"trunk"`` in its metadata), its normalisation row on the shared
 ``weights/trunks/<trunk>.safetensors``; ``styles/<name>.jpg`` is a preview.
@@ -12,7 +12,6 @@ The root is the project folder (an installed wheel carries it as ``stylize/shipp
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UnknownStyleError
-from .options import DEFAULT_FACE_STRENGTH
+from .style_record import StyleRecord
 
 if TYPE_CHECKING:
     from .weights import Weights
@@ -32,11 +31,11 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 class Style:
     name: str
     weights: Path
-    metadata: dict
+    record: StyleRecord
 
     @property
     def title(self) -> str:
-        return str(self.metadata.get("title", self.name))
+        return self.record.text("title", self.name)
 
     @property
     def short_title(self) -> str:
@@ -45,11 +44,11 @@ class Style:
 
     @property
     def artist(self) -> str:
-        return str(self.metadata.get("artist", "unknown"))
+        return self.record.text("artist", "unknown")
 
     @property
     def year(self) -> str:
-        return str(self.metadata.get("year", ""))
+        return self.record.text("year")
 
     @property
     def preview(self) -> Path | None:
@@ -59,27 +58,25 @@ class Style:
     @property
     def face_strength(self) -> float:
         """The face strength this style keeps faces recognisable with (see ``Options.face_strength``)."""
-        value = self.metadata.get("face_strength", DEFAULT_FACE_STRENGTH)
-        return float(value) if isinstance(value, (int, float)) and 0.0 <= value <= 1.0 else DEFAULT_FACE_STRENGTH
+        return self.record.face_strength
 
     @property
     def trunk(self) -> Path | None:
         """The shared network this style is a row of (None: its weights file is a whole network)."""
-        trunk = self.metadata.get("trunk")
-        return self.weights.parent / "trunks" / f"{trunk}.safetensors" if isinstance(trunk, str) else None
+        trunk = self.record.trunk
+        return self.weights.parent / "trunks" / f"{trunk}.safetensors" if trunk else None
 
     @property
     def face_row(self) -> Path | None:
         """A row of this style's own network that paints the aligned face crops (trained on faces, keeping more of
         their light and dark), recorded with its sha256 (``face_row_sha256``); None: faces use the style's row."""
         path = self.weights.with_name(f"{self.name}.face.safetensors")
-        return path if isinstance(self.metadata.get("face_row_sha256"), str) and self.trunk is None else None
+        return path if self.record.sha256("face_row_sha256") and self.trunk is None else None
 
     @property
     def graph_sha256(self) -> str | None:
         """The sha256 of the ONNX graph of this style's network, recorded by ``stylize export``."""
-        value = self.metadata.get("graph_sha256")
-        return value if isinstance(value, str) else None
+        return self.record.sha256("graph_sha256")
 
 
 @dataclass(frozen=True)
@@ -110,9 +107,10 @@ class Blend:
         return self.parts[0][0].graph_sha256
 
     @property
-    def metadata(self) -> dict:
-        licences = {str(style.metadata.get("licence", "unknown")) for style, _ in self.parts}
-        return {"licence": licences.pop() if len(licences) == 1 else "; ".join(sorted(licences))}
+    def record(self) -> StyleRecord:
+        """What provenance needs of a blend: its paintings' licences."""
+        licences = {style.record.text("licence", "unknown") for style, _ in self.parts}
+        return StyleRecord({"licence": licences.pop() if len(licences) == 1 else "; ".join(sorted(licences))})
 
 
 def catalogue_root() -> Path:
@@ -135,11 +133,7 @@ def list_styles(root: Path | None = None) -> list[Style]:
         name = meta_path.stem
         weights = root / "weights" / f"{name}.safetensors"
         if NAME_PATTERN.match(name) and weights.is_file():
-            try:
-                metadata = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                metadata = {}
-            styles.append(Style(name, weights, metadata if isinstance(metadata, dict) else {}))
+            styles.append(Style(name, weights, StyleRecord.read(meta_path)))
     return styles
 
 
@@ -150,14 +144,6 @@ def get_style(name: str, root: Path | None = None) -> Style:
         valid = ", ".join(styles) or "none installed"
         raise UnknownStyleError(f"unknown style {name!r}; valid styles: {valid}")
     return styles[name]
-
-
-def write_metadata(path: Path, metadata: dict) -> None:
-    """Write a style's ``styles/NAME.json`` (atomically; UTF-8 as written, one format for every writer)."""
-    from .atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def file_label(spec: str) -> str:
@@ -194,8 +180,8 @@ def read_face_selection(selection: Style | Blend) -> "Weights | None":
 
     if not isinstance(selection, Style) or selection.face_row is None:
         return None
-    return read_rows(selection.weights, [(selection.face_row, selection.metadata["face_row_sha256"])],
-                     selection.metadata.get("weights_sha256"))
+    return read_rows(selection.weights, [(selection.face_row, selection.record.sha256("face_row_sha256"))],
+                     selection.record.sha256("weights_sha256"))
 
 
 def read_selection(selection: Style | Blend) -> "Weights":
@@ -205,6 +191,6 @@ def read_selection(selection: Style | Blend) -> "Weights":
     parts = selection.parts if isinstance(selection, Blend) else ((selection, 1.0),)
     first = parts[0][0]
     if first.trunk is None:
-        return read_network(first.weights, first.metadata.get("weights_sha256"))
-    rows = [(style.weights, style.metadata.get("weights_sha256")) for style, _ in parts]
-    return mix_rows(read_rows(first.trunk, rows, first.metadata.get("trunk_sha256")), [share for _, share in parts])
+        return read_network(first.weights, first.record.sha256("weights_sha256"))
+    rows = [(style.weights, style.record.sha256("weights_sha256")) for style, _ in parts]
+    return mix_rows(read_rows(first.trunk, rows, first.record.sha256("trunk_sha256")), [share for _, share in parts])

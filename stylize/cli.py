@@ -176,7 +176,7 @@ def styles(
     from .catalogue import list_styles
 
     if as_json:
-        typer.echo(json.dumps([{**style.metadata, "name": style.name} for style in list_styles()], indent=2,
+        typer.echo(json.dumps([{**style.record, "name": style.name} for style in list_styles()], indent=2,
                               ensure_ascii=False))
         return
     # a name is what people copy into -s: never cut or wrapped; the other columns give way
@@ -184,7 +184,7 @@ def styles(
     table.columns[0].no_wrap = True
     table.columns[0].min_width = max((len(style.name) for style in list_styles()), default=4)
     for style in list_styles():
-        widths = style.metadata.get("architecture", {}).get("widths", "?")
+        widths = style.record.architecture.get("widths", "?")
         network = f"{style.trunk.stem} {widths} (blends)" if style.trunk else f"its own {widths}"
         table.add_row(style.name, style.short_title, style.artist, style.year.split(" (")[0], network)
     Console().print(table)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
-from .catalogue import Style, catalogue_root, list_styles, read_selection, write_metadata
+from .catalogue import Style, catalogue_root, list_styles, read_selection
 from .engines.onnx import GRAPH_FORMAT, INPUTS, OUTPUTS, graph_path, stale_graph_reason
 from .errors import BadWeightsError
 from .network import NormPass, StyleNet
@@ -112,7 +112,7 @@ def export_catalogue(root: Path | None = None) -> list[tuple[Path, list[Style]]]
         for style in styles:
             if style.graph_sha256 == digest:
                 continue
-            write_metadata((root or catalogue_root()) / "styles" / f"{style.name}.json",
-                           {**style.metadata, "graph_sha256": digest})
+            style.record.updated(graph_sha256=digest).write((root or catalogue_root()) / "styles" /
+                                                            f"{style.name}.json")
         written.append((path, styles))
     return written

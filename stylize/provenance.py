@@ -37,7 +37,7 @@ def provenance_xmp(style: Style | Blend, options: Options) -> bytes:
         "stylize:Style": style.name,
         "stylize:StyleTitle": style.title,
         "stylize:StyleArtist": style.artist,
-        "stylize:StyleLicence": str(style.metadata.get("licence", "unknown")),
+        "stylize:StyleLicence": style.record.text("licence", "unknown"),
         "stylize:Options": json.dumps(settings, sort_keys=True),
     }
     attributes = "\n   ".join(f"{key}={quoteattr(value)}" for key, value in fields.items())

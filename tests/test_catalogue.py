@@ -293,3 +293,22 @@ def test_a_face_row_paints_the_faces_and_nothing_else(tmp_path: Path, astronaut:
     meta_path.write_text(json.dumps({**meta, "face_row_sha256": "0" * 64}))
     with pytest.raises(stylize.BadWeightsError, match="sha256"):
         stylize.Stylizer("painted", device="cpu")
+
+
+def test_the_style_record_is_read_and_written_in_one_place(tmp_path: Path) -> None:
+    """``StyleRecord``: unknown fields kept, None removes one, UTF-8 as written, a broken file reads as empty, an
+    out-of-range face strength falls back to the default."""
+    from stylize.options import DEFAULT_FACE_STRENGTH
+    from stylize.style_record import StyleRecord
+
+    path = tmp_path / "styles" / "x.json"
+    path.parent.mkdir()
+    record = StyleRecord({"name": "x", "title": "Émile's Café", "face_strength": 0.8, "trunk": "cat", "notes": [1]})
+    record.updated(trunk=None, graph_sha256="ab" * 32).write(path)
+    again = StyleRecord.read(path)
+    assert "Émile's Café" in path.read_text(encoding="utf-8")  # not \\u-escaped
+    assert again.trunk is None and again.sha256("graph_sha256") == "ab" * 32 and again["notes"] == [1]
+    assert again.face_strength == 0.8 and again.text("title") == "Émile's Café"
+    assert StyleRecord({"face_strength": 7}).face_strength == DEFAULT_FACE_STRENGTH
+    path.write_text("{ not json")
+    assert dict(StyleRecord.read(path)) == {} and StyleRecord.read(tmp_path / "missing.json").trunk is None

@@ -28,7 +28,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
-from ..catalogue import NAME_PATTERN, write_metadata
+from ..catalogue import NAME_PATTERN
+from ..style_record import StyleRecord
 from ..errors import StylizeError, UnreadableImageError
 from ..engines.torch import default_dtype, resolve_device, to_tensor, to_uint8
 from ..network import NormPass, StyleNet, count_parameters, load_rows, load_weights
@@ -513,15 +514,11 @@ def export(cfg: TrainConfig, model: StyleNet, step: int, seconds: float, final_l
         else:
             weights = weights_dir / f"{name}.safetensors"
             save_style_row(model, row, weights, trunk_sha256, {"style": name})
-        meta_path = styles_dir / f"{name}.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"name": name}
-        meta["architecture"], meta["training"] = architecture, training
-        for key in ("trunk", "trunk_sha256"):  # a style retrained as a whole network leaves its catalogue
-            meta.pop(key, None)
-        if trunk_sha256 is not None:
-            meta.update(trunk=trunk_name, trunk_sha256=trunk_sha256)
-        meta["weights_sha256"] = file_sha256(weights)
-        write_metadata(meta_path, meta)
+        record_path = styles_dir / f"{name}.json"
+        record = StyleRecord.read(record_path) if record_path.exists() else StyleRecord({"name": name})
+        # a style retrained as a whole network leaves its catalogue (no trunk then)
+        record.updated(architecture=architecture, training=training, trunk=trunk_name if trunk_sha256 else None,
+                       trunk_sha256=trunk_sha256, weights_sha256=file_sha256(weights)).write(record_path)
         with torch.no_grad():
             save_rgb(model(portrait, torch.tensor([row])), styles_dir / f"{name}.jpg")
     if styles_dir.parent == weights_dir.parent:  # a catalogue: its graphs for the onnxruntime engine, made current
