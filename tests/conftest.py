@@ -101,8 +101,9 @@ def tampered(path: Path, change) -> Path:  # noqa: ANN001  (a function changing 
 
 def install_catalogue_rows(root: Path, rows: dict[str, str | None]) -> Path:
     """The shipped catalogue's trunk (weights and ONNX graph) in the catalogue at ``root``, with one style per
-    entry of ``rows``: name -> the shipped style whose row it takes, or None for a row of zeros (which paints
-    every photo one flat colour). Returns the trunk."""
+    entry of ``rows``: name -> the painting whose row of that trunk it takes (a shipped row, or one kept in
+    ``weights/trunks/catalogue.unshipped/`` once its style ships as a network of its own), or None for a row of
+    zeros (which paints every photo one flat colour). Returns the trunk."""
     from safetensors.numpy import save_file
 
     from stylize.weights import FORMAT_VERSION, file_sha256, read_metadata
@@ -114,18 +115,18 @@ def install_catalogue_rows(root: Path, rows: dict[str, str | None]) -> Path:
         shutil.copy(shipped_trunk.with_suffix(suffix), root / "weights" / "trunks" / f"catalogue{suffix}")
     trunk_sha256 = file_sha256(shipped_trunk)
     arch = Architecture.from_metadata(read_metadata(shipped_trunk), "trunk")
-    for name, shipped in rows.items():
+    for name, painting in rows.items():
         target = root / "weights" / f"{name}.safetensors"
-        if shipped is None:
+        if painting is None:
             zeros = {tensor: np.zeros(shape, np.float32) for tensor, shape in arch.row_shapes().items()}
             save_file(zeros, str(target), metadata={"format_version": FORMAT_VERSION, "kind": "style-row",
                                                     "trunk_sha256": trunk_sha256})
-            meta = json.loads((PROJECT / "styles" / "the_kiss.json").read_text())
         else:
-            shutil.copy(PROJECT / "weights" / f"{shipped}.safetensors", target)
-            meta = json.loads((PROJECT / "styles" / f"{shipped}.json").read_text())
-        meta.pop("face_strength", None)
-        meta.update(name=name, title=name.replace("_", " ").title(), artist="pytest",
-                    weights_sha256=file_sha256(target))
-        (root / "styles" / f"{name}.json").write_text(json.dumps(meta))
+            shipped = PROJECT / "weights" / f"{painting}.safetensors"
+            kept = shipped_trunk.parent / "catalogue.unshipped" / f"{painting}.safetensors"
+            shutil.copy(shipped if read_metadata(shipped).get("trunk_sha256") == trunk_sha256 else kept, target)
+        record = {"name": name, "title": name.replace("_", " ").title(), "artist": "pytest", "licence": "CC0",
+                  "trunk": "catalogue", "trunk_sha256": trunk_sha256, "weights_sha256": file_sha256(target),
+                  "architecture": {**arch.to_metadata(), "styles": "1"}, "training": {"steps": 1, "seconds": 1.0}}
+        (root / "styles" / f"{name}.json").write_text(json.dumps(record))
     return root / "weights" / "trunks" / "catalogue.safetensors"

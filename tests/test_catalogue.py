@@ -19,7 +19,7 @@ from conftest import install_catalogue_rows, install_shipped_style, needs_torch,
 @pytest.fixture()
 def rows_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``warm`` and ``cool``: two rows of the shipped catalogue trunk (two paintings); ``solo``: a whole network."""
-    install_catalogue_rows(tmp_path, {"warm": "the_kiss", "cool": "impression_sunrise"})
+    install_catalogue_rows(tmp_path, {"warm": "almond_blossom", "cool": "starry_night"})
     for name in ("warm", "cool"):
         meta_path = tmp_path / "styles" / f"{name}.json"
         meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "licence": "CC0"}))

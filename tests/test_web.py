@@ -271,7 +271,7 @@ def test_the_page_in_a_real_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from selenium.webdriver.support.ui import WebDriverWait
 
     root = tmp_path / "catalogue"
-    install_catalogue_rows(root, {"warm": "calavera", "cool": "impression_sunrise"})
+    install_catalogue_rows(root, {"warm": "almond_blossom", "cool": "starry_night"})
     install_shipped_style(root, "starry_night", TEST_STYLE, title="Test style (a note that is not part of the name)",
                           artist="pytest")
     monkeypatch.setenv("STYLIZE_HOME", str(root))
