@@ -348,7 +348,6 @@ def train(
     from dataclasses import replace
 
     from .engines import installed
-    from .weights import UPSAMPLING
 
     if not (installed("torch") and installed("h5py")):
         raise MissingExtraError("training needs torch and h5py: pip install 'stylize[torch]'")
@@ -361,27 +360,13 @@ def train(
     if resume:
         typer.echo(f"wrote {run_training(replace(checkpoint_config(name, steps), **how, **schedule), resume=True)}")
         return
-    for style_image in style_images:
-        if not style_image.is_file() and not identity:
-            raise StylizeError(f"{style_image}: style image not found")
-    if trunk is not None and (len(style_images) != 1 or not trunk.is_file()):
-        raise StylizeError(f"--trunk {trunk}: needs one painting and an existing trunk file "
-                           "(weights/trunks/NAME.safetensors)")
-    if whole_network and trunk is None:
-        raise StylizeError("--whole-network: needs --trunk (and --init, the style's row to start from)")
+    # the command line only parses; TrainConfig.validated (run by train) checks the recipe, for Python callers too
     try:
         width_tuple = tuple(int(w) for w in widths.split(","))
     except ValueError:
-        width_tuple = ()
-    if len(width_tuple) != 3 or min(width_tuple) < 1:
-        raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}")
-    if upsample not in UPSAMPLING:
-        raise StylizeError(f"--upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
-    paintings = {image.stem for image in style_images}
-    painting_sizes = per_painting("--painting-size", painting_size, paintings, int, "a long side of at least 32",
-                                  lambda px: px >= 32)
-    painting_weights = per_painting("--painting-weight", painting_weight, paintings, float, "a style weight above 0",
-                                    lambda weight: 0 < weight < float("inf"))
+        raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}") from None
+    painting_sizes = per_painting("--painting-size", painting_size, int)
+    painting_weights = per_painting("--painting-weight", painting_weight, float)
     cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir),
                       steps=TrainConfig.steps if steps is None else steps,
                       size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
@@ -397,20 +382,16 @@ def train(
     typer.echo(f"wrote {run_training(cfg, resume=resume)}")
 
 
-def per_painting(option: str, specs: List[str], paintings: set[str], parse: Callable[[str], T], what: str,
-                 valid: Callable[[T], bool]) -> dict[str, T]:
+def per_painting(option: str, specs: List[str], parse: Callable[[str], T]) -> dict[str, T]:
     """PAINTING=VALUE options (one painting of a catalogue differing from the rest) as a dict, or one-line errors."""
     values = {}
     for spec in specs:
         painting, _, text = spec.partition("=")
         try:
-            value = parse(text)
+            values[painting] = parse(text)
         except ValueError:
-            value = None
-        if painting not in paintings or value is None or not valid(value):
             raise StylizeError(f"{option} {spec!r}: needs PAINTING=VALUE, a painting of this run (file name without "
-                               f".jpg) and {what}")
-        values[painting] = value
+                               ".jpg) and a number") from None
     return values
 
 

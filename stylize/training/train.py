@@ -28,7 +28,6 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
-from ..catalogue import NAME_PATTERN
 from ..style_record import StyleRecord
 from ..errors import StylizeError, UnreadableImageError
 from ..engines.torch import default_dtype, resolve_device, to_tensor, to_uint8
@@ -357,6 +356,7 @@ def sample_photo(paths: list[Path]) -> Path:
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None) -> Path:
     """Run (or continue) training; returns the path of the written weights file. The process's random state
     and cuDNN's autotuning are the caller's: the run seeds its own (``cfg.seed``) and both are restored after."""
+    cfg.validated()
     device = resolve_device(cfg.device)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     autotune = torch.backends.cudnn.benchmark
@@ -370,16 +370,10 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
 
 
 def _run(cfg: TrainConfig, device: torch.device, resume: bool, log: Callable[[str], None]) -> Path:
-    if not NAME_PATTERN.match(cfg.name):
-        raise StylizeError(f"style name must be lower-case letters, digits, _ or -: {cfg.name!r}")
     # everything a user can get wrong is checked before runs/NAME/ is made
     paths = list_content_images(Path(cfg.content_dir))
-    if cfg.distill and not cfg.init:
-        raise StylizeError("--distill: needs --init, the network whose look is kept")
     peer = None
     if cfg.teacher_weight:
-        if len(cfg.style_names) != 1 or cfg.distill or cfg.identity:
-            raise StylizeError("--teacher-weight: one painting at a time (no catalogue, --distill or --identity)")
         peer = PeerTeacher(Path(cfg.style_images[0]), require_peer())
     model = build_model(cfg)
     objective = None if cfg.identity or cfg.distill else build_objective(cfg, device)
