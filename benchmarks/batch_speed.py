@@ -48,7 +48,7 @@ def main() -> None:
         jobs = [(p, Path(tmp) / "out" / p.name) for p in sorted(folder.glob("*.jpg"))]
         painter.to_file(jobs[0][0], Path(tmp) / "warm.jpg")  # models loaded and warm, as in a running batch
         began = time.perf_counter()
-        report = run_batch(painter.pipeline, jobs, Options())
+        report = run_batch(painter, jobs, Options())
         overlapped = time.perf_counter() - began
         assert len(report.written) == args.photos, report.failed
         sequential_n = min(10, args.photos)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from PIL import Image
 
 from . import catalogue
 from .errors import StylizeError
 from .faces import FaceCheck
-from .image_io import ImageInput, load_photo, to_photo, to_pil
+from .image_io import ImageInput, Photo, load_photo, to_photo, to_pil
 from .options import EngineName, HDStrategy, Options
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Rendering
+
+if TYPE_CHECKING:
+    from .faces import Face
 
 
 def make_options(**options: Any) -> Options:
@@ -79,8 +82,27 @@ class Stylizer:
     def to_file(self, source: str | os.PathLike, output: str | os.PathLike, **options: Any) -> Path:
         """Read ``source``, stylise, and save atomically to ``output`` (never over the source)."""
         opts = make_options(**options)
-        photo = load_photo(source, opts.max_pixels)
-        return self.pipeline.run_to_file(photo, Path(output), opts)[0]
+        return self.save(load_photo(source, opts.max_pixels), Path(output), opts)[0]
+
+    # What the front ends call (the CLI, batch, the web page): ``Options`` built once per request and passed whole.
+
+    def paint(self, photo: Photo, options: Options = Options(), faces: Sequence["Face"] | None = None) -> Rendering:
+        """The photo as loaded (``load_photo``, ``to_photo``) in this style; ``faces``: its faces where they are
+        already known (one photo in many styles is searched once)."""
+        return self.pipeline.run(photo, options, faces)
+
+    def save(self, photo: Photo, output: Path, options: Options = Options()) -> tuple[Path, tuple[FaceCheck, ...]]:
+        """Paint and save atomically, with the photo's metadata and the provenance packet; consumes ``photo``'s
+        pixels. Returns the path written and the face checks."""
+        return self.pipeline.run_to_file(photo, output, options)
+
+    def provenance(self, options: Options) -> bytes | None:
+        """The XMP packet a result made with ``options`` carries (None when the user turned it off)."""
+        return self.pipeline.provenance(options)
+
+    def lost_faces_warning(self, faces: tuple[FaceCheck, ...], where: str, options: Options) -> str | None:
+        """One line for the user when a face did not survive painting, with the option that helps."""
+        return self.pipeline.lost_faces_warning(faces, where, options)
 
 
 def stylize(image: ImageInput, style: str, *, device: str = "auto", engine: EngineName | str = EngineName.AUTO,

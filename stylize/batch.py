@@ -11,14 +11,18 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .atomic import remove_stale_partials
 from .errors import StylizeError
 from .image_io import FORMATS, READ_ONLY_PHOTO_FORMATS, Photo, load_photo
-from .pipeline import Options, Pipeline, save_result
+from .options import Options
+from .pipeline import save_result
+
+if TYPE_CHECKING:
+    from .api import Stylizer
 
 INPUT_SUFFIXES = set(FORMATS) | set(READ_ONLY_PHOTO_FORMATS) | {".gif", ".jfif", ".jpe"}
 
@@ -104,7 +108,7 @@ def _load(path: Path, max_pixels: int) -> Photo | StylizeError:
         return exc
 
 
-def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Options,
+def run_batch(stylizer: "Stylizer", jobs: list[tuple[Path, Path]], options: Options,
               skip_existing: bool = False, on_done: Callable[[Path, str | None], None] | None = None) -> BatchReport:
     """Process (input, output) pairs in order, decoding one ahead; one bad file never stops the rest."""
     report = BatchReport()
@@ -119,7 +123,7 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
         else:
             todo.append((source, target))
 
-    xmp = pipeline.provenance(options)
+    xmp = stylizer.provenance(options)
 
     def save(photo: Photo, result: np.ndarray, target: Path) -> str | None:
         try:
@@ -148,7 +152,7 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
             try:
                 if isinstance(photo, StylizeError):
                     raise photo
-                rendering = pipeline.run(photo, options)
+                rendering = stylizer.paint(photo, options)
                 photo.release_pixels()  # only its metadata is needed to save
             except StylizeError as exc:
                 finish(source, target, str(exc))
@@ -156,7 +160,7 @@ def run_batch(pipeline: Pipeline, jobs: list[tuple[Path, Path]], options: Option
             if pending:
                 finish(pending[0], pending[1], pending[2].result(), pending[3])
             pending = (source, target, pool.submit(save, photo, rendering.rgb, target),
-                       pipeline.lost_faces_warning(rendering.faces, str(target), options))
+                       stylizer.lost_faces_warning(rendering.faces, str(target), options))
         if pending:
             finish(pending[0], pending[1], pending[2].result(), pending[3])
     return report

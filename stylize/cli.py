@@ -99,9 +99,9 @@ def photo(
     began = time.perf_counter()
     photo_in = load_photo(source, options.max_pixels)
     stylizer = Stylizer(style, device, engine)
-    written, face_checks = stylizer.pipeline.run_to_file(photo_in, output, options)
+    written, face_checks = stylizer.save(photo_in, output, options)
     typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.engine})")
-    warning = stylizer.pipeline.lost_faces_warning(face_checks, str(written), options)
+    warning = stylizer.lost_faces_warning(face_checks, str(written), options)
     if warning:
         typer.echo(f"warning: {warning}", err=True)
 
@@ -150,7 +150,7 @@ def batch(
                 progress.console.print(f"[red]failed[/red] {escape(reason)}", highlight=False, soft_wrap=True)
             progress.advance(task)
 
-        report = run_batch(stylizer.pipeline, jobs, options, skip_existing, done)
+        report = run_batch(stylizer, jobs, options, skip_existing, done)
     seconds = time.perf_counter() - began
     typer.echo(f"{len(report.written)} written, {len(report.skipped)} skipped, {len(report.failed)} failed "
                f"in {seconds:.1f}s -> {out_dir}", err=True)
@@ -216,10 +216,10 @@ def preview(
     began = time.perf_counter()
     found = shared_face_finder().find(photo_in.rgb) if faces else []  # once, not once per style
     for style in catalogue:
-        pipeline = Stylizer(style.name, device, engine).pipeline
-        result = pipeline.run(photo_in, options, found).rgb
+        stylizer = Stylizer(style.name, device, engine)
+        result = stylizer.paint(photo_in, options, found).rgb
         target = save_result(photo_in, result, out_dir / f"{source.stem}_{style.name}.jpg",
-                             xmp=pipeline.provenance(options))
+                             xmp=stylizer.provenance(options))
         shown.append((style.name, to_pil(result)))
         typer.echo(f"{target}")
     typer.echo(f"{len(catalogue)} styles in {time.perf_counter() - began:.1f}s")

@@ -163,7 +163,7 @@ def result_file(photo: Photo, rgb: np.ndarray, style: Stylizer, options: Options
     suffix = ".png" if photo.alpha is not None else ".jpg"
     with tempfile.TemporaryDirectory(prefix="stylize-result-") as folder:
         path = save_result(photo, rgb, Path(folder) / f"result{suffix}", options.quality,
-                           style.pipeline.provenance(options))
+                           style.provenance(options))
         return path.read_bytes(), suffix
 
 
@@ -230,7 +230,7 @@ def create_app(device: str = "auto", max_pixels: int = PAGE_MAX_PIXELS, max_uplo
     def on_screen(key: str, style: str, side: int, options: Options) -> Response:
         """The photo at most ``side`` long in ``style``, as a quick JPEG for the page."""
         photo, found = studio.upload(key).at(side)
-        return Response(encode(studio.stylizer(style).pipeline.run(photo, options, found).rgb), media_type="image/jpeg")
+        return Response(encode(studio.stylizer(style).paint(photo, options, found).rgb), media_type="image/jpeg")
 
     @app.get("/api/photos/{key}/thumbnail/{style}")
     def thumbnail(key: str, style: str, options: RenderOptions) -> Response:
@@ -248,7 +248,7 @@ def create_app(device: str = "auto", max_pixels: int = PAGE_MAX_PIXELS, max_uplo
     @app.get("/api/photos/{key}/download/{style}")
     def download(key: str, style: str, options: RenderOptions) -> Response:
         stylizer, kept = studio.stylizer(style), studio.upload(key)
-        data, suffix = result_file(kept.photo, stylizer.pipeline.run(kept.photo, options).rgb, stylizer, options)
+        data, suffix = result_file(kept.photo, stylizer.paint(kept.photo, options).rgb, stylizer, options)
         return Response(data, media_type="image/png" if suffix == ".png" else "image/jpeg",
                         headers={"Content-Disposition": attachment(f"{Path(kept.name).stem}_{file_label(style)}"
                                                                    f"{suffix}")})

@@ -42,6 +42,16 @@ def test_thin_and_tiny_photos_are_stylised(painter: stylize.Stylizer, astronaut:
     assert np.abs(np.asarray(out, np.int16) - photo).mean() > 5
 
 
+def test_options_whole_give_what_keywords_give(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
+    """``Stylizer.paint`` (the front ends' call, ``Options`` whole) and the keyword API paint the same pixels."""
+    from stylize.api import make_options
+    from stylize.image_io import to_photo
+
+    options = make_options(strength=0.7, face_strength=0.9, size=256, check=False)
+    whole = painter.paint(to_photo(astronaut), options).rgb
+    assert np.array_equal(whole, np.asarray(painter(astronaut, strength=0.7, face_strength=0.9, size=256)))
+
+
 def test_strength_zero_returns_the_input(painter: stylize.Stylizer, astronaut: np.ndarray) -> None:
     assert np.array_equal(np.asarray(painter(astronaut, strength=0.0)), astronaut)
 
@@ -224,7 +234,7 @@ def test_out_of_memory_is_one_photos_error_and_a_batch_goes_on(painter: stylize.
     for name, side in (("big.png", 512), ("small.png", 128)):
         Image.fromarray(astronaut[:side, :side]).save(tmp_path / name)
     jobs = [(tmp_path / n, tmp_path / "out" / n) for n in ("big.png", "small.png")]
-    report = run_batch(painter.pipeline, jobs, Options(hd="original", faces=False))
+    report = run_batch(painter, jobs, Options(hd="original", faces=False))
     assert [s.name for s, _ in report.failed] == ["big.png"] and "out of memory" in report.failed[0][1]
     assert report.written == [tmp_path / "out" / "small.png"]
     with pytest.raises(RuntimeError, match="other"):  # other errors are not disguised as memory

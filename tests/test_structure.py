@@ -78,3 +78,11 @@ def test_the_check_finds_a_circle(tmp_path: Path) -> None:
         assert imported_modules(package / "b.py", modules) == {"stylize.a"}
     finally:
         PACKAGE = saved
+
+
+def test_front_ends_go_through_the_stylizer() -> None:
+    """The CLI, batch and the web page call ``Stylizer`` with ``Options`` whole, never its pipeline."""
+    for front_end in ("cli.py", "batch.py", "web.py"):
+        tree = ast.parse((PACKAGE / front_end).read_text(encoding="utf-8"))
+        reached = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "pipeline"]
+        assert not reached, f"stylize/{front_end} reaches into Stylizer.pipeline at lines {reached}"
