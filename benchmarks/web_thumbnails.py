@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/web_thumbnails.py --megapixels 12
 
 Prints the seconds from choosing the file to the first thumbnail on screen, to every thumbnail, and to the
-large view of the first style; then the same for a second upload of the same photo (every style loaded).
+first painted picture in the large view (a quick one at thumbnail size: the full view follows the strip); then
+the same for a second upload of the same photo (every style loaded).
 Target (issue "The web page"): every thumbnail in at most 10 s on 2 cores, the first in at most 1 s.
 """
 
@@ -50,7 +51,7 @@ def timed_upload(browser, photo: Path, styles: int, timeout: float = 600) -> dic
         if loaded >= styles:
             marks.setdefault("every thumbnail", now)
         if view:
-            marks.setdefault("large view", now)
+            marks.setdefault("first large view", now)
         time.sleep(0.02)
     return marks
 
@@ -90,6 +91,11 @@ def main() -> None:
             for run in ("first upload (styles load)", "second upload (styles loaded)"):
                 marks = timed_upload(browser, photo, styles)
                 print(f"{run}: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in marks.items()))
+                for _ in range(1200):  # the full view, painted after the strip, finishes before the next upload
+                    if browser.execute_script("return getComputedStyle(document.getElementById('busy')).display")\
+                            == "none":
+                        break
+                    time.sleep(0.05)
         finally:
             browser.quit()
             server.terminate()
