@@ -49,8 +49,10 @@ THUMBNAIL_SIDE, VIEW_SIDE = 256, 1280
 THUMBNAIL_FACE_CROP = 128
 #: Photos kept for the page: at most this many, and at most this many pixels together (the newest is always kept).
 KEPT_UPLOADS, KEPT_UPLOAD_PIXELS = 4, 100_000_000
-#: Styles kept loaded (least recently used first out): each holds its network's working memory.
-KEPT_STYLES = 12
+#: Styles kept loaded, least recently used out first (more than are shipped: the strip paints them all in turn,
+#: and an LRU smaller than a cycle reloads every one). Their networks' working memory lives in the engines'
+#: sessions, one per graph file (``engines.onnx``), not here.
+KEPT_STYLES = 32
 #: Seconds a client has to send a request's headers, and an upload's body; connections served at once.
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S, MAX_CONNECTIONS = 10.0, 120.0, 64
 #: Sent with an answer given before the request's body was read: the connection closes instead of reading the rest.
@@ -70,17 +72,26 @@ class Upload:
 
     name: str
     photo: Photo
-    previews: dict[int, tuple[Photo, list]] = field(default_factory=dict)
+    previews: dict[int, Photo] = field(default_factory=dict)
+    faces: dict[int, list] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def at(self, side: int) -> tuple[Photo, list]:
-        """The photo at most ``side`` pixels long, and its faces: searched once, not once per style."""
+    def photo_at(self, side: int) -> Photo:
+        """The photo at most ``side`` pixels long (made once)."""
         with self.lock:
             if side not in self.previews:
-                small = Photo(resize_long_side(self.photo.rgb, side), exif=self.photo.exif,
-                              icc_profile=self.photo.icc_profile)
-                self.previews[side] = (small, shared_face_finder().find(small.rgb))
+                self.previews[side] = Photo(resize_long_side(self.photo.rgb, side), exif=self.photo.exif,
+                                            icc_profile=self.photo.icc_profile)
             return self.previews[side]
+
+    def at(self, side: int) -> tuple[Photo, list]:
+        """The photo at most ``side`` pixels long, and its faces: searched once, not once per style (and not
+        for the plain photo the page shows beside the result)."""
+        small = self.photo_at(side)
+        with self.lock:
+            if side not in self.faces:
+                self.faces[side] = shared_face_finder().find(small.rgb)
+            return small, self.faces[side]
 
 
 def upload_name(raw: str) -> str:
@@ -243,7 +254,7 @@ def create_app(device: str = "auto", max_pixels: int = PAGE_MAX_PIXELS, max_uplo
 
     @app.get("/api/photos/{key}/original")
     def original(key: str) -> Response:
-        return Response(encode(studio.upload(key).at(VIEW_SIDE)[0].rgb), media_type="image/jpeg")
+        return Response(encode(studio.upload(key).photo_at(VIEW_SIDE).rgb), media_type="image/jpeg")
 
     @app.get("/api/photos/{key}/download/{style}")
     def download(key: str, style: str, options: RenderOptions) -> Response:
