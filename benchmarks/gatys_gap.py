@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from network_speed import clock, timed  # a sibling script: CUDA-synchronised timing
-from stylize.training.train import JITTER
+from stylize.training.objective import JITTER
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_SET = ("astronaut", "camera", "chelsea", "coffee")
@@ -63,7 +63,8 @@ def objective_for(style: str, style_dir: Path, device: torch.device):  # noqa: A
     from dataclasses import replace
 
     from stylize.catalogue import get_style
-    from stylize.training.train import build_objective, config_from_record
+    from stylize.training.checkpoints import config_from_record
+    from stylize.training.objective import build_objective
 
     cfg = config_from_record(get_style(style).record.training["recipe"])
     return build_objective(replace(cfg, style_images=(str(style_dir / f"{style}.jpg"),)), device)

@@ -351,7 +351,8 @@ def train(
 
     if not (installed("torch") and installed("h5py")):
         raise MissingExtraError("training needs torch and h5py: pip install 'stylize[torch]'")
-    from .training.train import checkpoint_config, train as run_training
+    from .training.checkpoints import checkpoint_config
+    from .training.train import train as run_training
 
     how = dict(device=device, workers=workers, cache_content=cache_content, max_minutes=max_minutes,
                checkpoint_every=checkpoint_every, sample_every=checkpoint_every,

@@ -15,11 +15,13 @@ torch = pytest.importorskip("torch", reason="training needs torch (pip install '
 from stylize.errors import StylizeError  # noqa: E402
 from stylize.network import load_weights  # noqa: E402
 from stylize.weights import file_sha256  # noqa: E402
-from stylize.training import losses, lossnet, train as train_module  # noqa: E402
+from stylize.training import losses, lossnet, objective as objective_module, train as train_module  # noqa: E402
 from stylize.training.losses import (STYLE_LAYERS, TONE_CELL, SlicedDistribution, ToneLayout,  # noqa: E402
                                      luminance, random_directions, relative_sq_error)
-from stylize.training.train import (TrainConfig, checkpoint_config, config_from_record, load_paintings,  # noqa: E402
-                                   train)
+from stylize.training.checkpoints import checkpoint_config, config_from_record  # noqa: E402
+from stylize.training.config import TrainConfig  # noqa: E402
+from stylize.training.objective import load_paintings  # noqa: E402
+from stylize.training.train import train  # noqa: E402
 
 
 @pytest.fixture()
@@ -33,7 +35,7 @@ def tiny_lossnet(monkeypatch: pytest.MonkeyPatch) -> None:
             conv.weight.data *= 0.5
             torch.nn.init.zeros_(conv.bias)
         return net.eval()
-    monkeypatch.setattr(train_module, "load_loss_net", fake)
+    monkeypatch.setattr(objective_module, "load_loss_net", fake)
 
 
 def make_data(root: Path, astronaut: np.ndarray) -> tuple[Path, Path]:
@@ -120,7 +122,7 @@ def test_objective_over_several_offsets_is_the_mean_of_each(tmp_path: Path, astr
                                                             tiny_lossnet: None) -> None:
     """The quality benchmark scores all 64 crop offsets as one batch; that must equal scoring them one by one."""
     content, style = make_data(tmp_path, astronaut)
-    objective = train_module.build_objective(config(tmp_path, content, style, steps=1))
+    objective = objective_module.build_objective(config(tmp_path, content, style, steps=1))
     photo = torch.from_numpy(astronaut[100:164, 200:264]).permute(2, 0, 1)[None].float() / 255
     output = photo.flip(3)  # anything that differs from the photo
     offsets = [(0, 0), (3, 5), (7, 7), (2, 0)]
@@ -238,7 +240,7 @@ def test_shift_term_is_zero_for_painting_by_content_and_not_for_a_stamp(dtype: t
     assert losses.shift_equivariance(stamped, photo, stamped(photo), (1, 2)) > 0.05
     # a whole period moves the stamp onto itself: no test, so the drawn shifts never are one
     assert losses.shift_equivariance(stamped, photo, stamped(photo), (0, 4)) == pytest.approx(0.0, abs=1e-6)
-    from stylize.training.train import shift_at
+    from stylize.training.objective import shift_at
 
     assert {shift_at(0, step) for step in range(200)} == {divmod(i, 4) for i in range(1, 16)}
 
@@ -510,8 +512,8 @@ def test_each_painting_may_have_its_own_style_weight(tmp_path: Path, astronaut: 
     output = photo.flip(3)
     for index, extra in ((0, 0.0), (1, 3 * even.style_weight), (2, 0.0)):  # style, dots, identity
         styles = torch.tensor([index])
-        before = train_module.build_objective(even)(output, photo, [(0, 0)], styles=styles)
-        after = train_module.build_objective(uneven)(output, photo, [(0, 0)], styles=styles)
+        before = objective_module.build_objective(even)(output, photo, [(0, 0)], styles=styles)
+        after = objective_module.build_objective(uneven)(output, photo, [(0, 0)], styles=styles)
         expected = float(before["total"]) + extra * float(before["style"])
         assert float(after["total"]) == pytest.approx(expected, rel=1e-5) and float(before["style"]) >= 0
     assert extra == 0 and float(before["style"]) == 0  # the identity item has no style term to weigh
@@ -527,17 +529,17 @@ def test_the_tone_term_adds_by_its_weight_on_painted_items_only(tmp_path: Path, 
     output = 1 - photo  # every light area dark: the layout inverted
     for index in (0, 1):  # the painting, identity
         styles = torch.tensor([index])
-        before = train_module.build_objective(plain)(output, photo, [(0, 0)], styles=styles)
-        after = train_module.build_objective(toned)(output, photo, [(0, 0)], styles=styles)
+        before = objective_module.build_objective(plain)(output, photo, [(0, 0)], styles=styles)
+        after = objective_module.build_objective(toned)(output, photo, [(0, 0)], styles=styles)
         assert float(after["total"]) == pytest.approx(float(before["total"]) + 2.0 * float(before["tone"]), rel=1e-5)
     assert float(before["tone"]) == 0  # the identity item gives the photo back: no tone term
-    painted = train_module.build_objective(plain)(output, photo, [(0, 0)], styles=torch.tensor([0]))
+    painted = objective_module.build_objective(plain)(output, photo, [(0, 0)], styles=torch.tensor([0]))
     assert float(painted["tone"]) > 1.0
 
 
 def test_droplet_penalty_and_mask_find_only_spikes_that_rule_a_norm() -> None:
     from stylize.network import ConditionalInstanceNorm, NormPass
-    from stylize.training.train import DROPLET_REACH, DROPLET_Z, droplet_mask, droplet_penalty
+    from stylize.training.objective import DROPLET_REACH, DROPLET_Z, droplet_mask, droplet_penalty
 
     smooth = torch.randn(2, 4, 32, 32, generator=torch.Generator().manual_seed(0))
     spiked = smooth.clone()
@@ -568,7 +570,7 @@ def test_distilling_keeps_the_look_and_the_droplet_weight_lowers_the_peaks(
     after = load_weights(train(kept)).state_dict()
     assert all(torch.equal(after[name], tensor) for name, tensor in before.items())  # nothing pulls: nothing moves
 
-    monkeypatch.setattr(train_module, "DROPLET_Z", 0.0)  # every peak counts, so the penalty alone moves the weights
+    monkeypatch.setattr(objective_module, "DROPLET_Z", 0.0)  # every peak counts, so the penalty alone moves the weights
     lowered = load_weights(train(replace(kept, name="lowered", droplet_weight=100.0, steps=8)))
     photo = torch.from_numpy(astronaut[::8, ::8].copy()).permute(2, 0, 1)[None].float() / 255
 
