@@ -1,7 +1,7 @@
 """The web page's thumbnails, timed as a person sees them: Chromium uploads a 12 MP portrait to `stylize serve`.
 
     apt-get install chromium chromium-driver
-    .venv/bin/python benchmarks/web_thumbnails.py --megapixels 12
+    .venv/bin/python benchmarks/web_thumbnails.py --megapixels 12 [--screenshot benchmarks/sheets/serve.jpg]
 
 Prints the seconds from choosing the file to the first thumbnail on screen, to every thumbnail, and to the
 first painted picture in the large view (a quick one at thumbnail size: the full view follows the strip); then
@@ -59,6 +59,7 @@ def timed_upload(browser, photo: Path, styles: int, timeout: float = 600) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--megapixels", type=float, default=12)
+    parser.add_argument("--screenshot", type=Path, help="also save the page, as it is at the end, here (JPEG)")
     args = parser.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -96,6 +97,10 @@ def main() -> None:
                             == "none":
                         break
                     time.sleep(0.05)
+            if args.screenshot:
+                shot = Path(folder) / "page.png"
+                browser.save_screenshot(str(shot))
+                Image.open(shot).convert("RGB").save(args.screenshot, quality=88)
         finally:
             browser.quit()
             server.terminate()
