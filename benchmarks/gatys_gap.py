@@ -63,10 +63,10 @@ def objective_for(style: str, style_dir: Path, device: torch.device):  # noqa: A
     from dataclasses import replace
 
     from stylize.catalogue import get_style
-    from stylize.training.checkpoints import config_from_record
+    from stylize.training.config import TrainConfig
     from stylize.training.objective import build_objective
 
-    cfg = config_from_record(get_style(style).record.training["recipe"])
+    cfg = TrainConfig.from_record(get_style(style).record.training["recipe"])
     return build_objective(replace(cfg, style_images=(str(style_dir / f"{style}.jpg"),)), device)
 
 

@@ -277,11 +277,16 @@ def serve(
 @app.command()
 @user_errors
 def train(
-    style_images: List[Path] = typer.Argument(..., help="The painting, or several: one network for all of them "
-                                             "(a catalogue, one row of normalisation parameters each)."),
-    name: str = typer.Option(..., help="Style name: weights/NAME.safetensors, styles/NAME.json (a catalogue: "
-                             "runs/NAME/network.safetensors)."),
-    content_dir: Path = typer.Option(..., help="Folder of training photos."),
+    ctx: typer.Context,
+    style_images: Optional[List[Path]] = typer.Argument(None, help="The painting, or several: one network for all "
+                                                        "of them (a catalogue, one row of normalisation parameters "
+                                                        "each)."),
+    recipe: Optional[Path] = typer.Option(None, help="Start from this recipe: a style's record (styles/NAME.json, "
+                                          "its training.recipe) or a JSON of the run's fields; what the command line "
+                                          "gives overrides it."),
+    name: Optional[str] = typer.Option(None, help="Style name: weights/NAME.safetensors, styles/NAME.json (a "
+                                       "catalogue: runs/NAME/network.safetensors)."),
+    content_dir: Optional[Path] = typer.Option(None, help="Folder of training photos."),
     steps: Optional[int] = typer.Option(None, min=1, help=f"Training steps (default {TrainConfig.steps}; with "
                                         "--resume, the run's own)."),
     size: int = typer.Option(TrainConfig.size, min=32,
@@ -345,9 +350,10 @@ def train(
                                    "(another folder keeps a candidate apart from the shipped style)."),
 ) -> None:
     """Train a style network with perceptual losses (checkpointed, resumable). Needs stylize[torch]."""
-    from dataclasses import replace
+    from dataclasses import MISSING, asdict, fields, replace
 
     from .engines import installed
+    from .training.config import RUN_OPTIONS
 
     if not (installed("torch") and installed("h5py")):
         raise MissingExtraError("training needs torch and h5py: pip install 'stylize[torch]'")
@@ -359,6 +365,8 @@ def train(
                weights_dir=str(export_to / "weights"), styles_dir=str(export_to / "styles"))
     schedule = {k: v for k, v in dict(lr=lr, lr_decay_start=lr_decay_start).items() if v is not None}
     if resume:
+        if name is None:
+            raise StylizeError("--resume: needs --name, the run to go on with (runs/NAME/)")
         typer.echo(f"wrote {run_training(replace(checkpoint_config(name, steps), **how, **schedule), resume=True)}")
         return
     # the command line only parses; TrainConfig.validated (run by train) checks the recipe, for Python callers too
@@ -366,21 +374,29 @@ def train(
         width_tuple = tuple(int(w) for w in widths.split(","))
     except ValueError:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}") from None
-    painting_sizes = per_painting("--painting-size", painting_size, int)
-    painting_weights = per_painting("--painting-weight", painting_weight, float)
-    cfg = TrainConfig(style_images=tuple(map(str, style_images)), name=name, content_dir=str(content_dir),
-                      steps=TrainConfig.steps if steps is None else steps,
-                      size=size, batch=batch, style_size=style_size, painting_sizes=painting_sizes,
-                      style_weight=style_weight, painting_weights=painting_weights, content_weight=content_weight,
-                      color_weight=color_weight, tone_weight=tone_weight, teacher_weight=teacher_weight,
-                      tv_weight=tv_weight, droplet_weight=droplet_weight, shift_weight=shift_weight,
-                      painting_tone_cell=painting_tone_cell, directions=directions, loss_net=loss_net,
-                      widths=width_tuple, upsample=upsample, init=str(init) if init else None, identity=identity,
-                      distill=distill,
-                      identity_style=identity_style, trunk=str(trunk) if trunk else None,
-                      whole_network=whole_network,
-                      seed=seed, **how, **schedule)
-    typer.echo(f"wrote {run_training(cfg, resume=resume)}")
+    parsed = dict(style_images=tuple(map(str, style_images or ())), name=name,
+                  content_dir=content_dir and str(content_dir), steps=steps, size=size, batch=batch, style_size=style_size,
+                  painting_sizes=per_painting("--painting-size", painting_size, int), style_weight=style_weight,
+                  painting_weights=per_painting("--painting-weight", painting_weight, float),
+                  content_weight=content_weight, color_weight=color_weight, tone_weight=tone_weight,
+                  teacher_weight=teacher_weight, tv_weight=tv_weight, droplet_weight=droplet_weight,
+                  shift_weight=shift_weight, painting_tone_cell=painting_tone_cell, directions=directions,
+                  loss_net=loss_net, widths=width_tuple, upsample=upsample, init=init and str(init),
+                  identity=identity, distill=distill, identity_style=identity_style, trunk=trunk and str(trunk),
+                  whole_network=whole_network, seed=seed, lr=lr, lr_decay_start=lr_decay_start)
+    # each field: the command line's where it was given there, else the recipe's, else TrainConfig's default
+    option_of = {"painting_sizes": "painting_size", "painting_weights": "painting_weight"}
+    given = {field for field in parsed
+             if getattr(ctx.get_parameter_source(option_of.get(field, field)), "name", "") == "COMMANDLINE"}
+    start = asdict(TrainConfig.read(recipe)) if recipe else {}
+    defaults = {field.name: field.default for field in fields(TrainConfig) if field.default is not MISSING}
+    chosen = {field: value for field, value in parsed.items()
+              if field in given or (field not in start and value is not None and value != ())}
+    merged = {**defaults, **{k: v for k, v in start.items() if k not in RUN_OPTIONS}, **chosen, **how}
+    for required, option in (("style_images", "PAINTING"), ("name", "--name"), ("content_dir", "--content-dir")):
+        if not merged.get(required):
+            raise StylizeError(f"train: needs {option} (or a --recipe that names it)")
+    typer.echo(f"wrote {run_training(TrainConfig(**merged), resume=resume)}")
 
 
 def per_painting(option: str, specs: List[str], parse: Callable[[str], T]) -> dict[str, T]:

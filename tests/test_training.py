@@ -18,7 +18,7 @@ from stylize.weights import file_sha256  # noqa: E402
 from stylize.training import losses, lossnet, objective as objective_module, train as train_module  # noqa: E402
 from stylize.training.losses import (STYLE_LAYERS, TONE_CELL, SlicedDistribution, ToneLayout,  # noqa: E402
                                      luminance, random_directions, relative_sq_error)
-from stylize.training.checkpoints import checkpoint_config, config_from_record  # noqa: E402
+from stylize.training.checkpoints import checkpoint_config  # noqa: E402
 from stylize.training.config import TrainConfig  # noqa: E402
 from stylize.training.objective import load_paintings  # noqa: E402
 from stylize.training.train import train  # noqa: E402
@@ -107,7 +107,7 @@ def test_a_nearest_network_trains_on_with_bilinear_upsampling(tmp_path: Path, as
     record = json.loads((tmp_path / "a" / "styles" / "tiny.json").read_text())["training"]["recipe"]
     assert record["upsample"] == "nearest"
     del record["upsample"]
-    assert config_from_record(record).upsample == "nearest"
+    assert TrainConfig.from_record(record).upsample == "nearest"
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path: Path, astronaut: np.ndarray, tiny_lossnet: None) -> None:
@@ -340,6 +340,32 @@ def test_cli_resume_without_steps_keeps_the_runs_own(tmp_path: Path, astronaut: 
         assert started[-1].steps == expected and started[-1].widths == (8, 8, 16)
 
 
+def test_a_recipe_file_starts_a_run_and_the_command_line_overrides_it(tmp_path: Path, astronaut: np.ndarray,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stylize train --recipe styles/NAME.json` (diffusers' config as its own JSON): the recorded recipe, with
+    what the command line gives on top; nothing else of the command line's defaults."""
+    from typer.testing import CliRunner
+
+    from stylize.cli import app
+    from stylize.style_record import StyleRecord
+    from stylize.training import train as training
+
+    content, style = make_data(tmp_path, astronaut)
+    recorded = replace(config(tmp_path, content, style, steps=7), tone_weight=2.5, widths=(8, 8, 16), lr=0.004)
+    StyleRecord({"name": "tiny", "training": {"recipe": asdict(recorded)}}).write(tmp_path / "tiny.json")
+    started: list[TrainConfig] = []
+    monkeypatch.setattr(training, "train", lambda cfg, resume=False: started.append(cfg) or Path("w"))
+    result = CliRunner().invoke(app, ["train", "--recipe", str(tmp_path / "tiny.json"), "--name", "again",
+                                      "--style-weight", "9", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    cfg = started[-1]
+    assert (cfg.name, cfg.style_weight, cfg.device) == ("again", 9.0, "cpu")  # given here
+    assert (cfg.tone_weight, cfg.widths, cfg.lr, cfg.steps, cfg.style_images) == (2.5, (8, 8, 16), 0.004, 7,
+                                                                                   (str(style),))  # recorded
+    missing = CliRunner().invoke(app, ["train", "--name", "x"])
+    assert missing.exit_code == 2 and "PAINTING" in missing.output
+
+
 def test_cached_photos_give_the_same_batches(tmp_path: Path, astronaut: np.ndarray) -> None:
     from stylize.training.data import StepBatches, list_content_images
 
@@ -498,7 +524,7 @@ def test_each_painting_may_have_its_own_stroke_scale(tmp_path: Path, astronaut: 
     cfg = replace(config(tmp_path, tmp_path, style, 1), style_images=(str(style), str(dots)), style_size=64,
                   painting_sizes={"dots": 40})
     assert [tuple(p.shape) for p in load_paintings(cfg)] == [(1, 3, 64, 64), (1, 3, 40, 40)]
-    assert config_from_record(json.loads(json.dumps(asdict(cfg)))) == cfg  # recorded and read back with the recipe
+    assert TrainConfig.from_record(json.loads(json.dumps(asdict(cfg)))) == cfg  # recorded and read back with the recipe
 
 
 def test_each_painting_may_have_its_own_style_weight(tmp_path: Path, astronaut: np.ndarray,
@@ -517,7 +543,7 @@ def test_each_painting_may_have_its_own_style_weight(tmp_path: Path, astronaut: 
         expected = float(before["total"]) + extra * float(before["style"])
         assert float(after["total"]) == pytest.approx(expected, rel=1e-5) and float(before["style"]) >= 0
     assert extra == 0 and float(before["style"]) == 0  # the identity item has no style term to weigh
-    assert config_from_record(json.loads(json.dumps(asdict(uneven)))) == uneven
+    assert TrainConfig.from_record(json.loads(json.dumps(asdict(uneven)))) == uneven
 
 
 def test_the_tone_term_adds_by_its_weight_on_painted_items_only(tmp_path: Path, astronaut: np.ndarray,

@@ -4,7 +4,7 @@ exactly from one (batch k depends only on (seed, k))."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -15,16 +15,6 @@ from ..network import StyleNet
 from .config import TrainConfig
 
 
-
-
-def config_from_record(saved: dict) -> TrainConfig:
-    """A TrainConfig from its JSON record (checkpoint or styles/NAME.json); keys retired since are ignored."""
-    known = {f.name for f in fields(TrainConfig)}
-    if "style_image" in saved:  # recorded before catalogues: one painting
-        saved = {**saved, "style_images": [saved["style_image"]]}
-    saved = {"upsample": "nearest", **saved}  # recorded before the choice: every network upsampled by nearest
-    return TrainConfig(**{k: (tuple(v) if k in ("widths", "style_images") else v)
-                          for k, v in saved.items() if k in known})
 
 
 def save_checkpoint(path: Path, model: StyleNet, opt: torch.optim.Optimizer, step: int, seconds: float,
@@ -48,7 +38,7 @@ def checkpoint_config(name: str, steps: int | None = None, run_dir: Path = Path(
     if not path.is_file():
         raise StylizeError(f"--resume: no checkpoint at {path}")
     with safe_open(str(path), framework="pt") as handle:
-        cfg = config_from_record(json.loads(handle.metadata()["config"]))
+        cfg = TrainConfig.from_record(json.loads(handle.metadata()["config"]))
     if steps is not None:
         cfg.steps = steps
     return cfg

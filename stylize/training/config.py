@@ -85,6 +85,29 @@ class TrainConfig:
     cache_content: bool = False
     max_minutes: float | None = None
 
+    @classmethod
+    def from_record(cls, saved: dict) -> "TrainConfig":
+        """A recipe from its JSON record (a checkpoint's, or ``training.recipe`` in styles/NAME.json); keys retired
+        since are ignored."""
+        known = {item.name for item in fields(cls)}
+        if "style_image" in saved:  # recorded before catalogues: one painting
+            saved = {**saved, "style_images": [saved["style_image"]]}
+        saved = {"upsample": "nearest", **saved}  # recorded before the choice: every network upsampled by nearest
+        return cls(**{key: (tuple(value) if key in ("widths", "style_images") else value)
+                      for key, value in saved.items() if key in known})
+
+    @classmethod
+    def read(cls, path: Path) -> "TrainConfig":
+        """The recipe in a JSON file: a style's record (its ``training.recipe``) or the recipe itself."""
+        import json
+
+        try:
+            saved = json.loads(Path(path).read_text(encoding="utf-8"))
+            saved = saved["training"]["recipe"] if "training" in saved else saved
+            return cls.from_record(saved)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StylizeError(f"{path}: not a training recipe ({exc})") from None
+
     def validated(self) -> "TrainConfig":
         """The one place a recipe is checked, for ``stylize train`` and Python callers of ``train()`` alike: a
         ``StylizeError`` naming the field, before anything is read or written."""
