@@ -10,7 +10,7 @@ Checks, on real files and real processes (the ``stylize batch`` CLI):
     partial files, and the re-run skips exactly what the killed run had finished;
   * two batches writing into one output folder at once leave only whole, decodable files.
 
-    python benchmarks/batch_soak.py --photos 1000 --style starry_night
+    python -m benchmarks.batch_soak --photos 1000 --style starry_night
 
 As root, permission bits do not stop reads, so the batch runs under ``setpriv`` without
 the DAC-override capabilities and the unreadable files really are unreadable.

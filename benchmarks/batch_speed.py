@@ -1,6 +1,6 @@
 """Batch throughput: photos per second over a folder of 12-megapixel portraits, default settings.
 
-    .venv/bin/python benchmarks/batch_speed.py --photos 50 --megapixels 12
+    .venv/bin/python -m benchmarks.batch_speed --photos 50 --megapixels 12
 
 The style is loaded once (as ``stylize batch`` does); the next photo is decoded
 and the previous one encoded in worker threads while the network runs. Also
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from end_to_end import peak_rss_mb, portrait
-from machine import machine_line
+from benchmarks.end_to_end import peak_rss_mb, portrait
+from benchmarks.machine import machine_line
 from stylize.options import EngineName
 
 

@@ -1,6 +1,6 @@
 """Contact sheets to judge by eye: photo | stylize | peer, a row per portrait, one sheet per style.
 
-    .venv/bin/python benchmarks/contact_sheet.py --styles starry_night great_wave udnie --out benchmarks/sheets
+    .venv/bin/python -m benchmarks.contact_sheet --styles starry_night great_wave udnie --out benchmarks/sheets
 
 The painting heads each sheet. Portraits (``--photos``): names from the evaluation set, or of
 other photos in ``--content-dir``, scaled to one row height. The sheets in the README show only
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from evaluation import METHODS, evaluation_photos, parse_arguments, parse_styles, renderers
+from benchmarks.evaluation import METHODS, evaluation_photos, parse_arguments, parse_styles, renderers
 
 LABEL = 18
 

@@ -1,6 +1,6 @@
 """Droplets: does a style's network paint a bright spot that instance norm hides?
 
-    .venv/bin/python benchmarks/droplets.py --styles starry_night the_kiss almond_blossom
+    .venv/bin/python -m benchmarks.droplets --styles starry_night the_kiss almond_blossom
 
 A network with instance norm can learn to put one strong, local spike in its features: the spike
 dominates each norm's mean and variance, which lets the rest of the image escape normalisation
@@ -18,7 +18,7 @@ import statistics
 import numpy as np
 import torch
 
-from evaluation import evaluation_photos, parse_arguments, parse_styles, print_table
+from benchmarks.evaluation import evaluation_photos, parse_arguments, parse_styles, print_table
 from stylize.catalogue import read_selection
 from stylize.engines.base import padded_for_network
 from stylize.network import StyleNet

@@ -1,6 +1,6 @@
 """End-to-end timing, peak memory and seam metric on a real portrait scaled to N megapixels, with a baseline.
 
-    .venv/bin/python benchmarks/end_to_end.py --style starry_night --megapixels 1 12 24 --plot benchmarks/end_to_end.png
+    .venv/bin/python -m benchmarks.end_to_end --style starry_night --megapixels 1 12 24 --plot benchmarks/end_to_end.png
 
 Prints the CPU, engine, threads and versions, then per size: the warm median of
 --repeats runs (file to file, the style already loaded) at default settings, the
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from machine import machine_line
+from benchmarks.machine import machine_line
 from stylize.options import EngineName
 
 

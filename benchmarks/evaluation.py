@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from machine import machine_line
+from benchmarks.machine import machine_line
 
 if TYPE_CHECKING:
     from stylize.catalogue import Style

@@ -1,6 +1,6 @@
 """Face survival: are the people in a portrait still there after stylising, and is every group treated alike?
 
-    .venv/bin/python benchmarks/faces.py --styles starry_night great_wave udnie
+    .venv/bin/python -m benchmarks.faces --styles starry_night great_wave udnie
 
 Reference faces: MediaPipe's full-range detector on each evaluation photo (whole image and
 tiles) and a face mesh per face, as the pipeline finds them; only faces with a mesh count.
@@ -27,7 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evaluation import METHODS, evaluation_photos, parse_arguments, parse_styles, print_table, renderers, save_output
+from benchmarks.evaluation import (METHODS, evaluation_photos, parse_arguments, parse_styles, print_table, renderers,
+                                   save_output)
 
 GROUPS_FILE = Path(__file__).with_name("portrait_groups.tsv")
 GROUP_KINDS = ("skin", "age", "faces")

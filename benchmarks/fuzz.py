@@ -14,7 +14,7 @@ decodes to a legitimate 60 MP image is processed, not hung), ``crash`` (the work
 process died: a segfault, or a hard hang past ``--kill-seconds``). The soak runs cases in worker processes so a crash is
 counted and the run goes on.
 
-    python benchmarks/fuzz.py --cases 10000 --style starry_night
+    python -m benchmarks.fuzz --cases 10000 --style starry_night
 """
 
 from __future__ import annotations

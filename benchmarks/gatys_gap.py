@@ -1,6 +1,6 @@
 """Quality: a style network's loss against Gatys-style optimisation of the very same objective.
 
-    .venv/bin/python benchmarks/gatys_gap.py --styles starry_night great_wave udnie
+    .venv/bin/python -m benchmarks.gatys_gap --styles starry_night great_wave udnie
 
 For each style, on a fixed evaluation set that is not in the training set (images
 shipped with scikit-image: two portraits, a cat, a still life), at --size pixels:
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from network_speed import clock, timed  # a sibling script: CUDA-synchronised timing
+from benchmarks.network_speed import clock, timed  # a sibling script: CUDA-synchronised timing
 from stylize.training.objective import JITTER
 
 ROOT = Path(__file__).resolve().parents[1]

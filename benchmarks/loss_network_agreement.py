@@ -1,6 +1,6 @@
 """Does the loss network see what the judge sees? If not, no objective built on it can lead toward the judge.
 
-    .venv/bin/python benchmarks/loss_network_agreement.py --styles great_wave udnie --limit 8
+    .venv/bin/python -m benchmarks.loss_network_agreement --styles great_wave udnie --limit 8
 
 For each style, stylize's outputs (default settings) and the peer's on the evaluation photos, scored
 two ways: by the judge (``style_distance.py``), and, per layer of the training's loss network (HED's
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from evaluation import evaluation_photos, parse_arguments, parse_styles, print_table, renderers
-from style_distance import Judge
+from benchmarks.evaluation import evaluation_photos, parse_arguments, parse_styles, print_table, renderers
+from benchmarks.style_distance import Judge
 from stylize.training.losses import SlicedDistribution, random_directions, relative_sq_error
 from stylize.training.lossnet import load_hed_vgg16
 

@@ -1,6 +1,6 @@
 """Seconds per image for the style network on each engine, at several sizes and widths, with achieved GFLOP/s.
 
-    .venv/bin/python benchmarks/network_speed.py --sizes 512 768 1024 --repeats 5
+    .venv/bin/python -m benchmarks.network_speed --sizes 512 768 1024 --repeats 5
 
 Each engine runs the same random-weights network through the interface the pipeline uses
 (``Engine.stylize``: uint8 in, uint8 out): torch in its default dtype for the device (bf16 on
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from machine import machine_line
+from benchmarks.machine import machine_line
 from stylize.engines.onnx import OnnxEngine
 from stylize.engines.torch import TorchEngine, default_dtype, resolve_device
 from stylize.export import export

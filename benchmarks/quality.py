@@ -1,7 +1,7 @@
 """Quality: one table per style, stylize beside the peer, by judges that pull against each other.
 
     .venv/bin/pip install -e ".[torch,bench]"
-    .venv/bin/python benchmarks/quality.py --styles moulin_rouge almond_blossom --sheets out/face_sheets
+    .venv/bin/python -m benchmarks.quality --styles moulin_rouge almond_blossom --sheets out/face_sheets
 
 Every figure is on the evaluation set (``evaluation.py``) at default settings. A single number can
 be met the wrong way (a flat palette wash scores well on the style judge; pasting the photo's face
@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from evaluation import evaluation_photos, parse_arguments, parse_styles, print_table, renderers
+from benchmarks.evaluation import evaluation_photos, parse_arguments, parse_styles, print_table, renderers
 from stylize.options import DEFAULT_SIZE
 
 #: cells of the tonal-layout grid along the photo's long side
@@ -286,7 +286,7 @@ def quality_arguments(parser) -> None:  # noqa: ANN001
 
 def main() -> None:
     args = parse_arguments(__doc__, defaults={"methods": ["stylize", "peer"]}, more=quality_arguments)
-    from style_distance import Judge
+    from benchmarks.style_distance import Judge
 
     from stylize.pipeline import shared_face_finder
 
@@ -304,7 +304,8 @@ def main() -> None:
     for style in parse_styles(args.styles, args.painting_dir):
         painting = np.asarray(Image.open(style.painting).convert("RGB"))
         painting_vector, painting_hatch, tones = judge.vector(painting), hatch_peak(painting), ToneJudge(painting)
-        ours = dict(renderers(style, ["stylize"], args.device, args.face_strength, args.size, args.face_crop))["stylize"]
+        ours = dict(renderers(style, ["stylize"], args.device, args.face_strength, args.size,
+                              args.face_crop))["stylize"]
         painted = ours if args.face_strength == 1.0 else \
             dict(renderers(style, ["stylize"], args.device, 1.0, args.size, args.face_crop))["stylize"]
         peer = None if args.no_peer else peer_outputs(style, photos, args.peer_cache, args.device)

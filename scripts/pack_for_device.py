@@ -1,6 +1,6 @@
 """Pack what GPU training needs into one folder small enough to travel to a machine without the shared data.
 
-    .venv/bin/python scripts/pack_for_device.py ../shared/data .devicepack --short-side 192
+    .venv/bin/python -m scripts.pack_for_device ../shared/data .devicepack --short-side 192
 
 Writes PACK/content (the training photos, or --photos of them spread evenly over the set, short side at most
 --short-side, WebP),

@@ -1,7 +1,7 @@
 """Ship styles from a candidate exported by ``stylize train --export-to DIR`` (e.g. a GPU run's runs/export-NAME).
 
-    .venv/bin/python scripts/promote.py runs/export-udnie udnie
-    .venv/bin/python scripts/promote.py runs/export-cat256 almond_blossom the_kiss ... --trunk catalogue
+    .venv/bin/python -m scripts.promote runs/export-udnie udnie
+    .venv/bin/python -m scripts.promote runs/export-cat256 almond_blossom the_kiss ... --trunk catalogue
 
 A whole-network style: its weights, preview and training record replace the shipped ones. A catalogue (the export
 holds weights/trunks/*.safetensors): the trunk and identity row replace the shipped catalogue's (renamed to

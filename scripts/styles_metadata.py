@@ -1,6 +1,6 @@
 """Write styles/NAME.json records (title, artist, year, provenance, licence) for paintings of the shared data.
 
-    .venv/bin/python scripts/styles_metadata.py ../shared/data/README.md runs/candidates/styles the_scream ...
+    .venv/bin/python -m scripts.styles_metadata ../shared/data/README.md runs/candidates/styles the_scream ...
 
 Reads the provenance tables of the shared data's README (one row per painting file) and writes
 or merges ``FOLDER/NAME.json`` for each name; keys a record already has are kept, so a shipped

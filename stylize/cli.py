@@ -147,7 +147,7 @@ def batch(
         def done(source: Path, error: str | None) -> None:
             if error:  # the reason names the file when it comes from reading it
                 reason = error if error.startswith(str(source)) else f"{source}: {error}"
-                progress.console.print(f"[red]failed[/red] {escape(reason)}", highlight=False, soft_wrap=True)
+                progress.console.print(f"[red]failed:[/red] {escape(reason)}", highlight=False, soft_wrap=True)
             progress.advance(task)
 
         report = run_batch(stylizer, jobs, options, skip_existing, done)

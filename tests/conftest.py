@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,6 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install 'stylize[torch]')")
 #: Every test that runs a network runs on each engine installed (the light install has onnxruntime only).
 ENGINES = [pytest.param("onnxruntime"), pytest.param("torch", marks=needs_torch)]
-
-#: The soak scripts in benchmarks/ double as the harness of the scaled-down reliability tests; scripts/ is tested too.
-for folder in ("benchmarks", "scripts"):
-    sys.path.insert(0, str(PROJECT / folder))
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,7 @@ def test_a_style_brings_its_own_face_strength(rows_catalogue: Path, astronaut: n
 
 
 def test_style_records_come_from_the_data_readme_and_keep_what_is_there(tmp_path: Path) -> None:
-    from styles_metadata import painting_rows, record
+    from scripts.styles_metadata import painting_rows, record
 
     readme = tmp_path / "README.md"
     readme.write_text(
@@ -139,7 +139,7 @@ def test_promote_ships_a_candidate_catalogue_and_keeps_what_was_checked_by_hand(
         rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.numpy import load_file, save_file
 
-    from promote import main as promote
+    from scripts.promote import main as promote
     from stylize.weights import file_sha256, read_metadata
 
     before = {name: np.asarray(stylize.stylize(astronaut[::4, ::4], name, device="cpu", faces=False))
@@ -192,7 +192,7 @@ def test_promote_records_what_a_whole_network_was_trained_from(
         rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     """From the shipped weights: the shipped record is chained on. From a candidate that never shipped: only that
     candidate's checksum (the shipped record is no ancestor)."""
-    from promote import main as promote
+    from scripts.promote import main as promote
     from stylize.weights import file_sha256
 
     shipped = rows_catalogue / "weights" / "solo.safetensors"
@@ -224,7 +224,7 @@ def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
         rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.numpy import load_file, save_file
 
-    from promote import main as promote
+    from scripts.promote import main as promote
     from stylize.weights import file_sha256, read_metadata
 
     photo = astronaut[::4, ::4]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import batch_soak
+from benchmarks import batch_soak
 import numpy as np
 import pytest
 from PIL import Image

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'stylize[torch]')")
 
-from droplets import DROPLET_RATIO, peak_ratio  # noqa: E402
+from benchmarks.droplets import DROPLET_RATIO, peak_ratio  # noqa: E402
 from stylize.catalogue import get_style, list_styles, read_selection  # noqa: E402
 from stylize.network import StyleNet  # noqa: E402
 from stylize.weights import Architecture  # noqa: E402

@@ -68,7 +68,7 @@ def test_batch_lists_photos_with_lost_faces(eraser: str, tmp_path: Path, astrona
 
 def test_face_lightness_shift_is_measured_against_the_rest() -> None:
     """The fairness benchmark's measure: a face darkened more than its surroundings shows a negative shift."""
-    from faces import face_shifts
+    from benchmarks.faces import face_shifts
 
     photo = np.full((40, 40, 3), 150, np.uint8)
     face = np.zeros((40, 40), bool)

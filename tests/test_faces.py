@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from end_to_end import seam_score
+from benchmarks.end_to_end import seam_score
 from stylize.blending import COLOUR, FACE_TONE, LIGHTNESS, crop_mask, match_color_stats, move_mean, paste_face
 from stylize.faces import CROP_SIZE, TEMPLATE, Face, FaceFinder, align_face, similarity_transform, warp_area
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-import fuzz
+from benchmarks import fuzz
 import pytest
 
 import stylize

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'stylize[torch]')")
 
-from loss_network_agreement import PaintingStyle, agrees  # noqa: E402
+from benchmarks.loss_network_agreement import PaintingStyle, agrees  # noqa: E402
 from stylize.training.losses import random_directions  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quality import IdentityJudge, face_box, face_detail, hatch_peak, photo_share, tonal_layout
+from benchmarks.quality import IdentityJudge, face_box, face_detail, hatch_peak, photo_share, tonal_layout
 
 
 def smooth_picture(size: int = 256, seed: int = 0) -> np.ndarray:
@@ -36,7 +36,7 @@ def test_tonal_layout_refuses_images_of_different_sizes(astronaut: np.ndarray) -
 
 def test_tone_layout_distance_is_near_zero_for_the_photo_in_its_own_tones(astronaut: np.ndarray) -> None:
     pytest.importorskip("torch", reason="the training term needs torch (pip install 'stylize[torch]')")
-    from quality import ToneJudge
+    from benchmarks.quality import ToneJudge
 
     tones = ToneJudge(astronaut)
     itself = tones.distance(astronaut, astronaut)

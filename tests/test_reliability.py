@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import batch_soak
+from benchmarks import batch_soak
 import pytest
 
 from conftest import TEST_STYLE

@@ -84,5 +84,6 @@ def test_front_ends_go_through_the_stylizer() -> None:
     """The CLI, batch and the web page call ``Stylizer`` with ``Options`` whole, never its pipeline."""
     for front_end in ("cli.py", "batch.py", "web.py"):
         tree = ast.parse((PACKAGE / front_end).read_text(encoding="utf-8"))
-        reached = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "pipeline"]
+        reached = [node.lineno for node in ast.walk(tree)
+                   if isinstance(node, ast.Attribute) and node.attr == "pipeline"]
         assert not reached, f"stylize/{front_end} reaches into Stylizer.pipeline at lines {reached}"

