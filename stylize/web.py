@@ -21,9 +21,10 @@ import threading
 import unicodedata
 import uuid
 from collections import OrderedDict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterable
+from typing import TYPE_CHECKING, Annotated, AsyncIterator, Iterable
 from urllib.parse import quote
 
 import numpy as np
@@ -131,6 +132,16 @@ class Studio:
                     self.stylizers.popitem(last=False)
             return self.stylizers[style]
 
+    def warm_up(self) -> None:
+        """Start MediaPipe and load every style while the person picks a photo (seconds, once), so the first
+        thumbnails do not wait for them."""
+        shared_face_finder()
+        for style in list_styles():
+            try:
+                self.stylizer(style.name)
+            except StylizeError:  # a broken style says so when it is picked
+                pass
+
     def add(self, name: str, data: bytes) -> tuple[str, Upload]:
         """Decode an upload (``name`` from ``upload_name``) in a private folder, and keep it."""
         with tempfile.TemporaryDirectory(prefix="stylize-upload-") as folder:
@@ -183,7 +194,13 @@ def create_app(device: str = "auto", max_pixels: int = PAGE_MAX_PIXELS, max_uplo
     """The web app; ``hosts``: the names this server answers to (a request naming another host is refused)."""
     studio = Studio(device, max_pixels, int(max_upload_mb * 2**20))
     allowed = frozenset(name.lower() for name in hosts)
-    app = FastAPI(title="stylize", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=studio.warm_up, name="warm-up", daemon=True).start()
+        yield
+
+    app = FastAPI(title="stylize", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
     @app.middleware("http")
     async def same_origin_only(request: Request, call_next):  # noqa: ANN001, ANN202

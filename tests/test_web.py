@@ -187,6 +187,17 @@ def test_the_page_bounds_what_it_keeps(catalogue: Path, astronaut: np.ndarray, m
         assert list(app.state.studio.stylizers) == [style]
 
 
+def test_the_server_loads_its_styles_while_the_page_waits_for_a_photo(catalogue: Path) -> None:
+    """Started (the app's lifespan), the server warms up in the background: the first thumbnails need not wait."""
+    app = create_app("cpu", hosts=("testserver",))
+    with TestClient(app) as client:
+        assert client.get("/api/styles").status_code == 200
+        deadline = time.time() + 60
+        while TEST_STYLE not in app.state.studio.stylizers:
+            assert time.time() < deadline, "the styles were not loaded"
+            time.sleep(0.1)
+
+
 @contextmanager
 def running(app: object, header_timeout: float = web.HEADER_TIMEOUT_S) -> Iterator[int]:
     """The app behind a real uvicorn server on a free port (what `stylize serve` runs), for the socket-level tests."""
