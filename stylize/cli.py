@@ -375,9 +375,9 @@ def train(
     except ValueError:
         raise StylizeError(f"--widths must be three positive integers like 16,32,64, got {widths!r}") from None
     parsed = dict(style_images=tuple(map(str, style_images or ())), name=name,
-                  content_dir=content_dir and str(content_dir), steps=steps, size=size, batch=batch, style_size=style_size,
-                  painting_sizes=per_painting("--painting-size", painting_size, int), style_weight=style_weight,
-                  painting_weights=per_painting("--painting-weight", painting_weight, float),
+                  content_dir=content_dir and str(content_dir), steps=steps, size=size, batch=batch,
+                  style_size=style_size, painting_sizes=per_painting("--painting-size", painting_size, int),
+                  style_weight=style_weight, painting_weights=per_painting("--painting-weight", painting_weight, float),
                   content_weight=content_weight, color_weight=color_weight, tone_weight=tone_weight,
                   teacher_weight=teacher_weight, tv_weight=tv_weight, droplet_weight=droplet_weight,
                   shift_weight=shift_weight, painting_tone_cell=painting_tone_cell, directions=directions,

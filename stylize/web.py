@@ -155,10 +155,13 @@ class Studio:
         key = uuid.uuid4().hex
         with self.lock:
             self.uploads[key] = upload = Upload(name, photo)
-            while len(self.uploads) > KEPT_UPLOADS or (
-                    len(self.uploads) > 1 and sum(u.photo.rgb.size // 3 for u in self.uploads.values()) > KEPT_UPLOAD_PIXELS):
+            while len(self.uploads) > KEPT_UPLOADS or (len(self.uploads) > 1
+                                                       and self.kept_pixels() > KEPT_UPLOAD_PIXELS):
                 self.uploads.popitem(last=False)
         return key, upload
+
+    def kept_pixels(self) -> int:
+        return sum(upload.photo.size[0] * upload.photo.size[1] for upload in self.uploads.values())
 
     def upload(self, key: str) -> Upload:
         with self.lock:
