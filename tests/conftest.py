@@ -94,6 +94,19 @@ def tampered(path: Path, change) -> Path:  # noqa: ANN001  (a function changing 
     return out
 
 
+def shipped_row_pair() -> tuple[str, str]:
+    """Two shipped styles that are rows of one multi-style network (which styles are rows changes as they are
+    retrained as networks of their own)."""
+    from stylize.catalogue import list_styles
+
+    by_trunk: dict[Path, list[str]] = {}
+    for style in list_styles(PROJECT):
+        if style.trunk is not None:
+            by_trunk.setdefault(style.trunk, []).append(style.name)
+    first, second = next(names for names in by_trunk.values() if len(names) >= 2)[:2]
+    return first, second
+
+
 def install_catalogue_rows(root: Path, rows: dict[str, str | None]) -> Path:
     """The shipped catalogue's trunk (weights and ONNX graph) in the catalogue at ``root``, with one style per
     entry of ``rows``: name -> the painting whose row of that trunk it takes (a shipped row, or one kept in

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import stylize
-from conftest import ENGINES, PROJECT, install_shipped_style, needs_torch, random_weights
+from conftest import ENGINES, PROJECT, install_shipped_style, needs_torch, random_weights, shipped_row_pair
 from stylize import engines as engine_module
 from stylize.catalogue import list_styles, read_selection, select
 from stylize.engines import open_engine
@@ -47,7 +47,7 @@ def test_every_shipped_style_has_its_current_graph() -> None:
 
 
 @needs_torch
-@pytest.mark.parametrize("spec", ["starry_night", "the_kiss:0.6,grande_jatte:0.4"])
+@pytest.mark.parametrize("spec", ["starry_night", "{}:0.6,{}:0.4".format(*shipped_row_pair())])
 def test_engines_give_the_same_pixels(spec: str, astronaut: np.ndarray) -> None:
     """Whole images of any size (padded inside), a face crop's size, and tiles: within one 8-bit level."""
     onnx, torch_engine = engine_for(spec, "onnxruntime"), engine_for(spec, "torch")

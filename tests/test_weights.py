@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import random_weights, tampered
+from conftest import random_weights, shipped_row_pair, tampered
 from stylize.catalogue import get_style, read_selection
 from stylize.errors import BadWeightsError
 from stylize.weights import Architecture, mix_rows, read_network, read_rows
@@ -76,9 +76,9 @@ def test_recorded_sha256_is_checked_at_load(tmp_path: Path) -> None:
 
 
 def test_shipped_blends_mix_the_rows_of_one_trunk() -> None:
-    kiss, jatte = get_style("the_kiss"), get_style("grande_jatte")
-    assert kiss.trunk is not None and kiss.trunk == jatte.trunk
-    both = read_rows(kiss.trunk, [(kiss.weights, None), (jatte.weights, None)])
+    first, second = (get_style(name) for name in shipped_row_pair())
+    assert first.trunk is not None and first.trunk == second.trunk
+    both = read_rows(first.trunk, [(first.weights, None), (second.weights, None)])
     blend = mix_rows(both, [3.0, 1.0]).norm_rows()[0]
     rows = both.norm_rows()
     assert np.allclose(blend, 0.75 * rows[0] + 0.25 * rows[1], atol=1e-6)
