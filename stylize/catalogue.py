@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+def without_notes(text: str) -> str:
+    """A record's text without the bracketed notes that follow it."""
+    return text.split(" (", 1)[0]
+
+
 @dataclass(frozen=True)
 class Style:
     name: str
@@ -40,7 +45,7 @@ class Style:
     @property
     def short_title(self) -> str:
         """The title without its bracketed notes (other names, what was not verified), for narrow places."""
-        return self.title.split(" (", 1)[0]
+        return without_notes(self.title)
 
     @property
     def artist(self) -> str:
@@ -49,6 +54,11 @@ class Style:
     @property
     def year(self) -> str:
         return self.record.text("year")
+
+    @property
+    def short_year(self) -> str:
+        """The year without its bracketed notes ("c. 1903 (before 1913 in any case; ...)" -> "c. 1903")."""
+        return without_notes(self.year)
 
     @property
     def preview(self) -> Path | None:
@@ -174,14 +184,13 @@ def select(spec: str, root: Path | None = None) -> Style | Blend:
     return Blend(tuple(parts)) if len(parts) > 1 else parts[0][0]
 
 
-def read_face_selection(selection: Style | Blend) -> "Weights | None":
-    """The checked weights that paint ``selection``'s face crops where it has a face row (else None: its own)."""
-    from .weights import read_rows
+def read_face_selection(selection: Style | Blend, weights: "Weights") -> "Weights | None":
+    """``weights`` (``selection``'s, as read) with its face row, where it has one (else None: faces use its own)."""
+    from .weights import with_row
 
     if not isinstance(selection, Style) or selection.face_row is None:
         return None
-    return read_rows(selection.weights, [(selection.face_row, selection.record.sha256("face_row_sha256"))],
-                     selection.record.sha256("weights_sha256"))
+    return with_row(weights, selection.face_row, selection.record.sha256("face_row_sha256"))
 
 
 def read_selection(selection: Style | Blend) -> "Weights":

@@ -180,13 +180,14 @@ def styles(
                               ensure_ascii=False))
         return
     # a name is what people copy into -s: never cut or wrapped; the other columns give way
+    shipped = list_styles()
     table = Table("name", "title", "artist", "year", "network")
     table.columns[0].no_wrap = True
-    table.columns[0].min_width = max((len(style.name) for style in list_styles()), default=4)
-    for style in list_styles():
+    table.columns[0].min_width = max((len(style.name) for style in shipped), default=4)
+    for style in shipped:
         widths = style.record.architecture.get("widths", "?")
         network = f"{style.trunk.stem} {widths} (blends)" if style.trunk else f"its own {widths}"
-        table.add_row(style.name, style.short_title, style.artist, style.year.split(" (")[0], network)
+        table.add_row(style.name, style.short_title, style.artist, style.short_year, network)
     Console().print(table)
 
 

@@ -65,8 +65,9 @@ class Pipeline:
 
     def __init__(self, style: Style | Blend, device: str = "auto", engine: EngineName | str = EngineName.AUTO) -> None:
         self.style = style
-        self.engine = open_engine(read_selection(style), device, engine, style.graph_sha256)
-        face_weights = read_face_selection(style)  # the same network with the style's face row, where it has one
+        weights = read_selection(style)
+        self.engine = open_engine(weights, device, engine, style.graph_sha256)
+        face_weights = read_face_selection(style, weights)  # the same network with its face row, where it has one
         self.face_engine = self.engine if face_weights is None else \
             open_engine(face_weights, device, engine, style.graph_sha256)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")

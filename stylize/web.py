@@ -245,8 +245,8 @@ def create_app(device: str = "auto", max_pixels: int = PAGE_MAX_PIXELS, max_uplo
     @app.get("/api/styles")
     def styles() -> list[dict[str, str | float | None]]:
         """Each style, and the network it is a row of (styles of one network blend; null: a network of its own)."""
-        return [{"name": s.name, "title": s.title, "short_title": s.short_title, "artist": s.artist, "year": s.year,
-                 "face_strength": s.face_strength, "network": s.trunk.stem if s.trunk else None}
+        return [{"name": s.name, "title": s.title, "short_title": s.short_title, "artist": s.artist,
+                 "year": s.short_year, "face_strength": s.face_strength, "network": s.trunk.stem if s.trunk else None}
                 for s in list_styles()]
 
     @app.post("/api/photos")

@@ -207,19 +207,32 @@ def read_rows(trunk: Path, rows: list[tuple[Path, str | None]], trunk_sha256: st
     row_shapes = arch[0].row_shapes()
     stacked: dict[str, list[np.ndarray]] = {name: [] for name in row_shapes}
     for path, sha256 in rows:
-        if read_metadata(path).get("kind") == "style-row":
-            row, meta, _ = read_checked(path, lambda _: row_shapes, sha256)
+        def row_or_network(meta: dict[str, str], source: str = str(path)) -> Shapes:
+            is_row = meta.get("kind") == "style-row"
+            return row_shapes if is_row else Architecture.from_metadata(meta, source).shapes()
+
+        row, meta, _ = read_checked(path, row_or_network, sha256)
+        if meta.get("kind") == "style-row":
             if meta.get("trunk_sha256") != digest:
                 raise BadWeightsError(f"{path}: this style was trained on another trunk than {trunk}; reinstall it")
-        else:
-            network = read_network(path, sha256)
-            if network.arch != replace(arch[0], styles=1):
-                raise BadWeightsError(f"{path}: a {network.arch} network has no row for {trunk}")
-            row = {name: network.tensors[name][0] for name in row_shapes}
+        else:  # a whole network: its own row
+            network = Architecture.from_metadata(meta, str(path))
+            if network != replace(arch[0], styles=1):
+                raise BadWeightsError(f"{path}: a {network} network has no row for {trunk}")
+            row = {name: row[name][0] for name in row_shapes}
         for name, tensor in row.items():
             stacked[name].append(tensor)
     tensors.update({name: np.stack(parts) for name, parts in stacked.items()})
     return Weights(arch[0], tensors, trunk, digest)
+
+
+def with_row(weights: Weights, row: Path, sha256: str | None = None) -> Weights:
+    """``weights`` (one style's network) painting with another row made for its file (a style's face row): only
+    the row is read; one made for other weights is refused."""
+    tensors, meta, _ = read_checked(row, lambda _: weights.arch.row_shapes(), sha256)
+    if meta.get("kind") != "style-row" or meta.get("trunk_sha256") != weights.source_sha256:
+        raise BadWeightsError(f"{row}: not a row made for {weights.source}; reinstall it")
+    return replace(weights, tensors={**weights.tensors, **{name: t[None] for name, t in tensors.items()}})
 
 
 def mix_rows(weights: Weights, shares: list[float]) -> Weights:
