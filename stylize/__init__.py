@@ -17,9 +17,9 @@ from .errors import (BadWeightsError, DeviceError, ImageTooLargeError, MissingEx
 
 if TYPE_CHECKING:
     from .api import Stylizer, list_styles, stylize
-    from .options import EngineName, HDStrategy
+    from .options import EngineName, HDStrategy, Options
 
-__all__ = ["Stylizer", "stylize", "list_styles", "HDStrategy", "EngineName", "StylizeError", "UnreadableImageError",
+__all__ = ["Stylizer", "stylize", "list_styles", "Options", "HDStrategy", "EngineName", "StylizeError", "UnreadableImageError",
            "ImageTooLargeError", "UnknownStyleError", "BadWeightsError", "OutputError", "DeviceError",
            "OutOfMemoryError", "MissingExtraError"]
 
@@ -29,7 +29,7 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
-    if name in ("HDStrategy", "EngineName"):
+    if name in ("Options", "HDStrategy", "EngineName"):
         from . import options
 
         return getattr(options, name)

@@ -42,11 +42,15 @@ class Stylizer:
     so results are correct and calls run one at a time per stage.
     """
 
-    def __init__(self, style: str, device: str = "auto", engine: EngineName | str = EngineName.AUTO) -> None:
+    def __init__(self, style: str, device: str = "auto", engine: EngineName | str = EngineName.AUTO,
+                 threads: int = 0) -> None:
         """``engine``: auto (onnxruntime on the CPU where the style's graph is installed, else torch), onnxruntime
-        or torch (``stylize[torch]``; the only one with CUDA)."""
+        or torch (``stylize[torch]``; the only one with CUDA). ``threads``: onnxruntime's CPU threads (0: one
+        per core), so several stylizers in one machine share its cores."""
+        if threads < 0:
+            raise StylizeError(f"threads must be 0 (one per core) or more, got {threads}")
         self.style = catalogue.select(style)
-        self.pipeline = Pipeline(self.style, device, engine)
+        self.pipeline = Pipeline(self.style, device, engine, threads)
 
     @property
     def device(self) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, BinaryIO, Callable, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from .pipeline import save_result
 if TYPE_CHECKING:
     from .api import Stylizer
 
+#: a path on some filesystem: a local ``Path``, or a ``PurePosixPath`` in a pyarrow filesystem
+P = TypeVar("P", bound=PurePath)
 INPUT_SUFFIXES = set(FORMATS) | set(READ_ONLY_PHOTO_FORMATS) | {".gif", ".jfif", ".jpe"}
 
 
@@ -52,7 +54,7 @@ def find_inputs(in_dir: Path, recursive: bool, exclude: Path | None = None) -> l
     return sorted(found)
 
 
-def output_for(source: Path, in_dir: Path, out_dir: Path, suffix: str) -> Path:
+def output_for(source: P, in_dir: P, out_dir: P, suffix: str) -> P:
     """Mirror the input tree; keep the extension so ``a.jpg`` and ``a.png`` never collide."""
     relative = source.relative_to(in_dir)
     suffix_in = source.suffix.lower()
@@ -62,35 +64,50 @@ def output_for(source: Path, in_dir: Path, out_dir: Path, suffix: str) -> Path:
 
 def is_stylize_output(path: Path) -> bool:
     """Whether a file carries the provenance packet stylize writes (so a re-run never stylises its own outputs)."""
-    from PIL import Image
-
     if not path.is_file():  # never open a pipe or a device: it could block
         return False
+    return carries_provenance(path)
+
+
+def carries_provenance(file: Path | BinaryIO) -> bool:
+    """Whether an image file's header holds stylize's provenance packet (an unreadable one does not)."""
+    from PIL import Image
+
+    from .provenance import made_by_stylize
+
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
             xmp = image.info.get("xmp")
     except Exception:  # noqa: BLE001 -- an unreadable file is reported when it is processed, not here
         return False
-    from .provenance import made_by_stylize
-
     return made_by_stylize(xmp)
 
 
-def plan_jobs(in_dir: Path, out_dir: Path, recursive: bool, suffix: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for a batch. Inputs that are outputs (another input's target, or a file stylize
-    wrote) are left out; two inputs that would write one output are refused up front, naming them."""
-    if not in_dir.is_dir():
-        raise StylizeError(f"{in_dir}: not a folder")
+def check_folders(in_dir: PurePath, out_dir: PurePath, suffix: str) -> None:
+    """What is refused before a batch looks at any file."""
     if "/" in suffix or "\\" in suffix:
         raise StylizeError(f"the suffix must not contain a path separator: {suffix!r}")
-    if not suffix and out_dir.resolve() == in_dir.resolve():
+    if not suffix and out_dir == in_dir:
         raise StylizeError("the output folder is the input folder: outputs would overwrite the photos; use another "
                            "folder or a suffix")
-    inputs = find_inputs(in_dir, recursive, exclude=out_dir)
+
+
+def plan_jobs(in_dir: Path, out_dir: Path, recursive: bool, suffix: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for a batch of local folders (``pair_jobs``)."""
+    if not in_dir.is_dir():
+        raise StylizeError(f"{in_dir}: not a folder")
+    check_folders(in_dir.resolve(), out_dir.resolve(), suffix)
+    return pair_jobs(find_inputs(in_dir, recursive, exclude=out_dir), in_dir, out_dir, suffix, is_stylize_output)
+
+
+def pair_jobs(inputs: list[P], in_dir: P, out_dir: P, suffix: str,
+              is_output: Callable[[P], bool]) -> list[tuple[P, P]]:
+    """(input, output) pairs on any filesystem. Inputs that are outputs (another input's target, or a file
+    stylize wrote) are left out; two inputs that would write one output are refused up front, naming them."""
     targets = {output_for(source, in_dir, out_dir, suffix) for source in inputs}
     jobs = [(source, output_for(source, in_dir, out_dir, suffix)) for source in inputs
-            if source not in targets and not is_stylize_output(source)]
-    by_target: dict[str, list[Path]] = {}
+            if source not in targets and not is_output(source)]
+    by_target: dict[str, list[P]] = {}
     for source, target in jobs:  # case-folded: a.JPG and a.jpg are one file on many file systems
         by_target.setdefault(str(target).casefold(), []).append(source)
     clashes = [sources for sources in by_target.values() if len(sources) > 1]
@@ -99,6 +116,16 @@ def plan_jobs(in_dir: Path, out_dir: Path, recursive: bool, suffix: str) -> list
                            + str(output_for(sources[0], in_dir, out_dir, suffix)) for sources in clashes)
         raise StylizeError(f"inputs would overwrite each other's output: {listed}; rename one of each")
     return jobs
+
+
+def split_existing(jobs: list[tuple[P, P]], skip_existing: bool,
+                   exists: Callable[[P], bool]) -> tuple[list[tuple[P, P]], list[P]]:
+    """(jobs to do, inputs skipped because their output exists) -- every kind of batch resumes alike."""
+    if not skip_existing:
+        return jobs, []
+    todo = [(source, target) for source, target in jobs if not exists(target)]
+    done = {source for source, _ in todo}
+    return todo, [source for source, _ in jobs if source not in done]
 
 
 def _load(path: Path, max_pixels: int) -> Photo | StylizeError:
@@ -114,14 +141,10 @@ def run_batch(stylizer: "Stylizer", jobs: list[tuple[Path, Path]], options: Opti
     report = BatchReport()
     for folder in sorted({target.parent for _, target in jobs}):
         remove_stale_partials(folder)  # left by a batch that was killed while saving
-    todo = []
-    for source, target in jobs:
-        if skip_existing and target.exists():
-            report.skipped.append(source)
-            if on_done:
-                on_done(source, None)
-        else:
-            todo.append((source, target))
+    todo, report.skipped = split_existing(jobs, skip_existing, Path.exists)
+    for source in report.skipped:
+        if on_done:
+            on_done(source, None)
 
     xmp = stylizer.provenance(options)
 

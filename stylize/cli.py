@@ -11,13 +11,16 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, List, Optional, TypeVar
 
 import typer
 
 from .errors import MissingExtraError, StylizeError
 from .options import PAGE_MAX_PIXELS, EngineName, HDStrategy, Options
 from .training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from .ray import ActorPlan
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Repaint photos in an artistic style, with faces kept recognisable.")
@@ -109,8 +112,8 @@ def photo(
 @app.command()
 @user_errors
 def batch(
-    in_dir: Path = typer.Argument(..., help="Folder of photos."),
-    out_dir: Path = typer.Argument(..., help="Where results go (mirrors the input tree)."),
+    in_dir: str = typer.Argument(..., help="Folder of photos (with --ray also s3://, gs://, hdfs:// URIs)."),
+    out_dir: str = typer.Argument(..., help="Where results go (mirrors the input tree)."),
     style: str = StyleOpt,
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist."),
@@ -121,21 +124,46 @@ def batch(
     engine: EngineName = EngineOpt, quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
     provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,
+    ray: bool = typer.Option(False, "--ray", help="Paint on a Ray cluster (stylize[ray]): the one at "
+                             "--ray-address or RAY_ADDRESS, else one started on this machine."),
+    ray_address: Optional[str] = typer.Option(None, help="The Ray cluster to join, e.g. ray://head:10001 "
+                                              "(implies --ray)."),
+    actors: Optional[int] = typer.Option(None, help="With --ray: painting actors [default: one per GPU, else "
+                                         "one per 1-2 CPUs].", show_default=False),
+    batch_size: Optional[int] = typer.Option(None, help="With --ray: photos per actor call [default: 1].",
+                                             show_default=False),
 ) -> None:
     """Stylise every photo in a folder; bad files are reported and skipped, the rest go on."""
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .api import Stylizer
-    from .batch import plan_jobs, run_batch
-
+    on_ray = ray or ray_address is not None
+    if not on_ray and (actors is not None or batch_size is not None):
+        raise StylizeError("--actors and --batch-size are for --ray")
     options = _options(strength, face_strength, preserve_colors, faces, size, hd, max_megapixels, provenance, check,
                        quality)
-    jobs = plan_jobs(in_dir, out_dir, recursive, suffix)
+    if on_ray:
+        from .storage import Location, plan_jobs_at
+
+        source, target = Location.parse(in_dir), Location.parse(out_dir)
+        jobs: list = plan_jobs_at(source, target, recursive, suffix)
+    else:
+        from .batch import plan_jobs
+
+        if "://" in in_dir or "://" in out_dir:
+            raise StylizeError(f"{in_dir if '://' in in_dir else out_dir}: folders named by URI need --ray")
+        jobs = plan_jobs(Path(in_dir), Path(out_dir), recursive, suffix)
     if not jobs:
         raise StylizeError(f"{in_dir}: no photos found" + ("" if recursive else " (try --recursive)"))
-    stylizer = Stylizer(style, device, engine)
+    if on_ray:
+        from .catalogue import select
+
+        select(style)  # an unknown style is said here, before a cluster starts
+    else:
+        from .api import Stylizer
+
+        stylizer = Stylizer(style, device, engine)
     began = time.perf_counter()
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
@@ -144,19 +172,34 @@ def batch(
                   disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"stylizing ({style})", total=len(jobs))
 
-        def done(source: Path, error: str | None) -> None:
+        def done(source: object, error: str | None) -> None:
             if error:  # the reason names the file when it comes from reading it
                 reason = error if error.startswith(str(source)) else f"{source}: {error}"
                 progress.console.print(f"[red]failed:[/red] {escape(reason)}", highlight=False, soft_wrap=True)
             progress.advance(task)
 
-        report = run_batch(stylizer, jobs, options, skip_existing, done)
+        if on_ray:
+            from .ray import quiet_console_logs, run_batch_on_ray
+
+            quiet_console_logs()
+            def started(plan: "ActorPlan", dashboard: str | None) -> None:
+                where = f"; dashboard: {dashboard}" if dashboard else ""
+                progress.console.print(f"ray: {plan.actors} actors x {plan.threads} threads"
+                                       f"{f' and {plan.gpus:g} GPU' if plan.gpus else ''}{where}", highlight=False)
+
+            report = run_batch_on_ray(style, jobs, source, target, options, device=device, engine=engine,
+                                      skip_existing=skip_existing, address=ray_address, actors=actors,
+                                      batch_size=batch_size, on_done=done, on_start=started)
+        else:
+            from .batch import run_batch
+
+            report = run_batch(stylizer, jobs, options, skip_existing, done)
     seconds = time.perf_counter() - began
     typer.echo(f"{len(report.written)} written, {len(report.skipped)} skipped, {len(report.failed)} failed "
                f"in {seconds:.1f}s -> {out_dir}", err=True)
     if report.faces_lost:
         typer.echo(f"{len(report.faces_lost)} written with faces that may not be recognisable:", err=True)
-    for target, warning in report.faces_lost:
+    for target_path, warning in report.faces_lost:
         typer.echo(f"warning: {warning}", err=True)
     if report.failed:
         raise typer.Exit(1)

@@ -13,7 +13,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -179,25 +179,39 @@ def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     try:
         if path.stat().st_size == 0:
             raise UnreadableImageError(f"{path}: empty file")
+    except PermissionError:
+        raise UnreadableImageError(f"{path}: permission denied") from None
+    return _decode(path, str(path), max_pixels, source=path)
+
+
+def photo_from_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode a file's bytes (read from any filesystem); failures as ``load_photo``'s, named by ``name``."""
+    if not data:
+        raise UnreadableImageError(f"{name}: empty file")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(file: Path | io.BytesIO, name: str, max_pixels: int, source: Path | None = None) -> Photo:
+    try:
         # Pillow's warnings and its own bomb guard stay as the process has them (changing either for one call
         # would change it for every thread: the CLI quietens the warnings once, at start); our limit is checked
         # on the header, before any pixel is decoded
-        with Image.open(path) as image:
-            _check_pixels(image.width, image.height, max_pixels, str(path))
+        with Image.open(file) as image:
+            _check_pixels(image.width, image.height, max_pixels, name)
             image.load()
-            return from_pil(image, str(path), max_pixels, source=path)
+            return from_pil(image, name, max_pixels, source=source)
     except (UnreadableImageError, ImageTooLargeError):
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{path}: beyond Pillow's own decompression-bomb limit of "
+        raise ImageTooLargeError(f"{name}: beyond Pillow's own decompression-bomb limit of "
                                  f"{2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP ({exc})") from None
     except UnidentifiedImageError:
-        raise UnreadableImageError(f"{path}: not an image Pillow can read") from None
+        raise UnreadableImageError(f"{name}: not an image Pillow can read") from None
     except PermissionError:
-        raise UnreadableImageError(f"{path}: permission denied") from None
+        raise UnreadableImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError,
             MemoryError, struct.error, ZeroDivisionError) as exc:
-        raise UnreadableImageError(f"{path}: corrupt or truncated image ({exc.__class__.__name__}: {exc})") from None
+        raise UnreadableImageError(f"{name}: corrupt or truncated image ({exc.__class__.__name__}: {exc})") from None
 
 
 def to_photo(image: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
@@ -255,9 +269,36 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = DEFAU
     ``xmp`` (a provenance packet) is written where the format has a place for it: JPEG and WebP
     natively, PNG as an ``XML:com.adobe.xmp`` text chunk, TIFF as tag 700."""
     path = Path(path)
-    fmt = format_for(path)
     if input_path is not None and same_file(input_path, path):
         raise OutputError(f"{path}: output would overwrite the input; choose another path")
+
+    def write(ready: Image.Image, fmt: str, options: dict[str, object]) -> None:
+        with atomic_path(path) as tmp:
+            ready.save(tmp, format=fmt, **options)
+
+    _encode(image, path, quality, exif, icc_profile, xmp, write)
+    return path
+
+
+def encode_image(image: Image.Image, name: str, quality: int = DEFAULT_QUALITY, exif: bytes | None = None,
+                 icc_profile: bytes | None = None, xmp: bytes | None = None) -> bytes:
+    """The bytes ``save_image`` would write to a file called ``name`` (for filesystems other than the local one)."""
+    buffer = io.BytesIO()
+
+    def write(ready: Image.Image, fmt: str, options: dict[str, object]) -> None:
+        buffer.seek(0)
+        buffer.truncate()
+        ready.save(buffer, format=fmt, **options)
+
+    _encode(image, Path(name), quality, exif, icc_profile, xmp, write)
+    return buffer.getvalue()
+
+
+def _encode(image: Image.Image, path: Path, quality: int, exif: bytes | None, icc_profile: bytes | None,
+            xmp: bytes | None, write: Callable[[Image.Image, str, dict[str, object]], None]) -> None:
+    """Choose the format by ``path``'s extension, put the metadata where the format keeps it, and ``write``;
+    an encoder that refuses the metadata gets the pixels alone (never lose the photo over its metadata)."""
+    fmt = format_for(path)
     if not 1 <= quality <= 100:
         raise OutputError(f"quality must be 1-100, got {quality}")
     limit = FORMAT_MAX_SIDE.get(fmt)
@@ -284,23 +325,17 @@ def save_image(image: Image.Image, path: str | os.PathLike, quality: int = DEFAU
     elif xmp and fmt == "TIFF":
         options["tiffinfo"] = {XMP_TIFF_TAG: xmp}
     try:
-        _save_atomically(image, path, fmt, options)
+        write(image, fmt, options)
     except (OSError, ValueError) as exc:  # ValueError: an encoder refusing this image (or its metadata)
         plain = {k: v for k, v in options.items() if k not in METADATA_OPTIONS}
         if plain == options:
             raise OutputError(f"{path}: cannot write output ({getattr(exc, 'strerror', None) or exc})") from None
-        try:  # never lose the photo over its metadata
-            _save_atomically(image, path, fmt, plain)
+        try:
+            write(image, fmt, plain)
         except (OSError, ValueError) as again:
             raise OutputError(f"{path}: cannot write output ({getattr(again, 'strerror', None) or again})") from None
         LOG.warning("%s: written without its metadata (EXIF, colour profile, provenance): %s", path, exc)
-    return path
 
 
 #: save() options that carry metadata rather than pixels
 METADATA_OPTIONS = frozenset({"exif", "icc_profile", "xmp", "pnginfo", "tiffinfo"})
-
-
-def _save_atomically(image: Image.Image, path: Path, fmt: str, options: dict[str, object]) -> None:
-    with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt, **options)

@@ -63,13 +63,14 @@ class Rendering:
 class Pipeline:
     """A loaded style ready to repaint photos; safe to share between threads."""
 
-    def __init__(self, style: Style | Blend, device: str = "auto", engine: EngineName | str = EngineName.AUTO) -> None:
+    def __init__(self, style: Style | Blend, device: str = "auto", engine: EngineName | str = EngineName.AUTO,
+                 threads: int = 0) -> None:
         self.style = style
         weights = read_selection(style)
-        self.engine = open_engine(weights, device, engine, style.graph_sha256)
+        self.engine = open_engine(weights, device, engine, style.graph_sha256, threads)
         face_weights = read_face_selection(style, weights)  # the same network with its face row, where it has one
         self.face_engine = self.engine if face_weights is None else \
-            open_engine(face_weights, device, engine, style.graph_sha256)
+            open_engine(face_weights, device, engine, style.graph_sha256, threads)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
     def run(self, photo: Photo, options: Options = Options(), found: Sequence["Face"] | None = None) -> Rendering:

@@ -34,10 +34,11 @@ def cuda_available() -> bool:
 
 
 def open_engine(weights: "Weights", device: str = "auto", engine: EngineName | str = EngineName.AUTO,
-                graph_sha256: str | None = None) -> Engine:
+                graph_sha256: str | None = None, threads: int = 0) -> Engine:
     """The engine for ``weights`` on ``device``: torch for CUDA; on the CPU onnxruntime where the weights' graph
     is exported beside them (``stylize export``), else torch where installed. ``graph_sha256``, recorded for
-    the style, must match the graph file when given."""
+    the style, must match the graph file when given. ``threads``: onnxruntime's CPU threads (0: one per core;
+    torch's are the process's, ``OMP_NUM_THREADS``)."""
     try:
         engine = EngineName(engine)
     except ValueError:
@@ -52,9 +53,9 @@ def open_engine(weights: "Weights", device: str = "auto", engine: EngineName | s
         return _torch_engine(weights, device)
     from .onnx import OnnxEngine, graph_path, stale_graph_reason
 
-    reason = stale_graph_reason(weights, graph_sha256)
+    reason = stale_graph_reason(weights, graph_sha256, threads)
     if reason is None:
-        return OnnxEngine(weights, graph_path(weights.source))
+        return OnnxEngine(weights, graph_path(weights.source), threads)
     if engine is EngineName.AUTO and installed("torch"):
         return _torch_engine(weights, "cpu")  # e.g. freshly trained weights, not exported yet
     error = BadWeightsError if graph_path(weights.source).is_file() else MissingExtraError

@@ -27,7 +27,7 @@ GRAPH_FORMAT = "1"
 INPUTS = ("image", "norm_rows", "stats", "replay")
 OUTPUTS = ("painted", "measured")
 
-_SESSIONS: dict[tuple[Path, int, int], "InferenceSession"] = {}
+_SESSIONS: dict[tuple[Path, int, int, int], "InferenceSession"] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -36,7 +36,7 @@ def graph_path(source: Path) -> Path:
     return source.with_suffix(".onnx")
 
 
-def stale_graph_reason(weights: Weights, graph_sha256: str | None = None) -> str | None:
+def stale_graph_reason(weights: Weights, graph_sha256: str | None = None, threads: int = 0) -> str | None:
     """None when ``weights`` has a usable graph; else why not, in words."""
     path = graph_path(weights.source)
     if not path.is_file():
@@ -45,7 +45,7 @@ def stale_graph_reason(weights: Weights, graph_sha256: str | None = None) -> str
         return "onnxruntime is not installed"
     if graph_sha256 is not None and file_sha256(path) != graph_sha256:
         return f"{path}: sha256 differs from the one recorded for this style"
-    return _mismatch(_session(path), weights, path)
+    return _mismatch(_session(path, threads), weights, path)
 
 
 def _mismatch(session: "InferenceSession", weights: Weights, path: Path) -> str | None:
@@ -59,19 +59,21 @@ def _mismatch(session: "InferenceSession", weights: Weights, path: Path) -> str 
     return None
 
 
-def _session(path: Path) -> "InferenceSession":
+def _session(path: Path, threads: int = 0) -> "InferenceSession":
     """One onnxruntime session per graph file, as it is on disk (sessions are thread-safe to run). Keyed by the
-    file's modification time and size: the content's sha256 is checked once, against the style's record."""
+    file's modification time and size: the content's sha256 is checked once, against the style's record.
+    ``threads``: the session's CPU threads (0: one per core)."""
     import onnxruntime as ort
 
     status = path.stat()
-    key = (path.resolve(), status.st_mtime_ns, status.st_size)
+    key = (path.resolve(), status.st_mtime_ns, status.st_size, threads)
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             # idle workers sleep instead of spinning: decoding, detection and encoding share the cores
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.intra_op_num_threads = threads
             try:
                 _SESSIONS[key] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime's own exception types
@@ -83,11 +85,11 @@ class OnnxEngine(Engine):
     name = "onnxruntime"
     device = "cpu"
 
-    def __init__(self, weights: Weights, path: Path) -> None:
+    def __init__(self, weights: Weights, path: Path, threads: int = 0) -> None:
         super().__init__()
         if weights.arch.styles != 1:
             raise ValueError("an engine paints one style: mix the rows first (stylize.weights.mix_rows)")
-        self.session = _session(path)
+        self.session = _session(path, threads)
         mismatch = _mismatch(self.session, weights, path)
         if mismatch:
             raise BadWeightsError(f"{mismatch}; run `stylize export` again")
