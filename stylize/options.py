@@ -85,3 +85,30 @@ class Options:
         if not 1 <= self.quality <= 100:
             raise StylizeError(f"quality must be between 1 and 100, got {self.quality}")
         return replace(self, hd=HDStrategy(self.hd))
+
+
+#: A video's painting defaults: each frame is seen for a moment, so a smaller working size and face crop buy the
+#: frame rate (720p at 512 px paints about three times as fast as at 768; ``benchmarks/video.py``).
+VIDEO_SIZE, VIDEO_FACE_CROP = 512, 256
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What a video adds to ``Options`` (the CLI's ``stylize video``, ``Stylizer.video`` and ``Stylizer.frames``)."""
+
+    #: seconds into the clip where the output begins, and where it ends (None: the clip's end)
+    start: float = 0.0
+    end: float | None = None
+    #: hold strokes steady from frame to frame along the motion; False paints each frame on its own
+    stabilise: bool = True
+    #: faces are searched for anew every this many frames, and followed by the face mesh in between
+    detect_every: int = 5
+
+    def validated(self) -> "VideoOptions":
+        if self.start < 0:
+            raise StylizeError(f"start must be 0 or later, got {self.start}")
+        if self.end is not None and self.end <= self.start:
+            raise StylizeError(f"end ({self.end}) must be after start ({self.start})")
+        if self.detect_every < 1:
+            raise StylizeError(f"detect_every must be 1 or more, got {self.detect_every}")
+        return self

@@ -1,0 +1,302 @@
+"""Video: frames decoded with PyAV, painted through the photo pipeline, held steady from frame to frame, and encoded
+beside the audio, which is copied untouched.
+
+Steadiness has two parts. ``Steadier`` blends each painted frame with the previous painted frame, warped along
+the optical flow (OpenCV's DIS) wherever the flow agrees forwards and backwards, so strokes move with the scene
+instead of boiling; a scene cut starts afresh. ``FaceTracker`` searches for faces every few frames and follows
+them with the face mesh in between, smoothing their key points, and fades a face in or out instead of popping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import MissingExtraError, OutputError, UnreadableVideoError
+from .image_io import Photo, same_file
+from .options import Options, VideoOptions
+
+if TYPE_CHECKING:
+    from .api import Stylizer
+    from .faces import Face, FaceFinder
+
+#: Output containers by extension: (FFmpeg's muxer, the video codec written into it).
+CONTAINERS = {".mp4": ("mp4", "libx264"), ".mov": ("mov", "libx264"), ".mkv": ("matroska", "libx264"),
+              ".webm": ("webm", "libvpx-vp9")}
+#: The share of the previous painted frame kept where the motion is followed (an average over about 3 frames).
+KEEP = 0.7
+#: Mean luminance change (0-1) between two frames above which they are taken for a scene cut.
+CUT = 0.2
+#: Flow is measured with the frames' long side at most this (720p's 1280 is measured at 640).
+FLOW_SIDE = 640
+#: Frames over which a face fades in or out, and the weight of a face's new key points against its old ones.
+FADE_FRAMES, FOLLOW = 6, 0.6
+
+
+def _av():  # noqa: ANN202
+    try:
+        import av
+    except ImportError:
+        raise MissingExtraError("video needs PyAV: pip install 'stylize[video]'") from None
+    return av
+
+
+class Steadier:
+    """Blends each painted frame with the last one carried along the motion: flicker goes, strokes travel."""
+
+    def __init__(self, keep: float = KEEP, cut: float = CUT) -> None:
+        self.keep, self.cut = keep, cut
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (small grey input, painted output)
+
+    def __call__(self, frame: np.ndarray, painted: np.ndarray) -> np.ndarray:
+        grey = _small_grey(frame)
+        previous, self._previous = self._previous, None
+        if previous is None or previous[0].shape != grey.shape or \
+                np.abs(grey.astype(np.float32) - previous[0]).mean() / 255 > self.cut:
+            self._previous = (grey, painted)
+            return painted
+        back = self._flow.calc(grey, previous[0], None)  # current pixel -> where it was
+        forth = self._flow.calc(previous[0], grey, None)
+        consistent = _consistent(back, forth)
+        height, width = painted.shape[:2]
+        scale = width / grey.shape[1]
+        back_full = cv2.resize(back, (width, height), interpolation=cv2.INTER_LINEAR) * scale
+        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        carried = cv2.remap(previous[1], grid_x + back_full[..., 0], grid_y + back_full[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+        weight = cv2.resize(cv2.GaussianBlur(consistent, (0, 0), 1.5), (width, height))[..., None] * self.keep
+        steady = np.clip(painted + weight * (carried.astype(np.float32) - painted) + 0.5, 0, 255).astype(np.uint8)
+        self._previous = (grey, steady)
+        return steady
+
+
+def _small_grey(frame: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    scale = min(1.0, FLOW_SIDE / max(grey.shape))
+    if scale < 1.0:
+        grey = cv2.resize(grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
+                          interpolation=cv2.INTER_AREA)
+    return grey
+
+
+def _consistent(back: np.ndarray, forth: np.ndarray) -> np.ndarray:
+    """1 where following ``back`` then ``forth`` returns to the same pixel (not occluded, not new), else 0."""
+    height, width = back.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    forth_there = cv2.remap(forth, grid_x + back[..., 0], grid_y + back[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=1e4)
+    error = np.linalg.norm(back + forth_there, axis=2)
+    motion = np.linalg.norm(back, axis=2)
+    return (error <= 0.5 + 0.05 * motion).astype(np.float32)
+
+
+class FaceTracker:
+    """Faces frame after frame: found every ``detect_every`` frames, followed by the face mesh in between, their
+    key points smoothed, faded in when they appear and out when they are lost."""
+
+    def __init__(self, finder: "FaceFinder", detect_every: int = 5) -> None:
+        self.finder, self.detect_every = finder, detect_every
+        self._frame = 0
+        self._faces: list[tuple["Face", int, int]] = []  # (face, frames seen, frames since it was lost)
+
+    def __call__(self, frame: np.ndarray) -> list["Face"]:
+        followed = [(self.finder.follow(frame, face) if lost == 0 else None, face, seen, lost)
+                    for face, seen, lost in self._faces]
+        if self._frame % self.detect_every == 0:
+            found = self.finder.find(frame)
+            claimed = set()
+            for index, (now, face, seen, lost) in enumerate(followed):
+                match = _best_match(face, found, claimed)
+                if match is not None:
+                    claimed.add(match)
+                    followed[index] = (found[match] if now is None else now, face, seen, 0)
+            # a face there from the first frame is shown whole at once; one that enters later fades in
+            seen_before = FADE_FRAMES - 1 if self._frame == 0 else 0
+            followed += [(found[i], None, seen_before, 0) for i in range(len(found)) if i not in claimed]
+        self._frame += 1
+        tracked = []
+        for now, before, seen, lost in followed:
+            if now is None and before is not None:  # lost: fades out where it was last seen
+                if lost + 1 < FADE_FRAMES:
+                    tracked.append((before, seen, lost + 1))
+                continue
+            tracked.append((_smoothed(now, before) if before is not None else now, seen + 1, 0))
+        self._faces = tracked
+        return [replace(face, opacity=min(1.0, seen / FADE_FRAMES) * (1.0 - lost / FADE_FRAMES))
+                for face, seen, lost in tracked]
+
+
+def _best_match(face: "Face", found: list["Face"], claimed: set[int]) -> int | None:
+    from .faces import _iou
+
+    scores = [(_iou(face.box, other.box), i) for i, other in enumerate(found) if i not in claimed]
+    best = max(scores, default=(0.0, None))
+    return best[1] if best[0] >= 0.3 else None
+
+
+def _smoothed(now: "Face", before: "Face") -> "Face":
+    """Key points and landmarks moved only part of the way (``FOLLOW``): the face pass stops jittering."""
+    if now.landmarks is None or before.landmarks is None or now.points.shape != before.points.shape:
+        return now
+    return replace(now, points=(FOLLOW * now.points + (1 - FOLLOW) * before.points).astype(np.float32),
+                   landmarks=(FOLLOW * now.landmarks + (1 - FOLLOW) * before.landmarks).astype(np.float32))
+
+
+def paint_frames(stylizer: "Stylizer", frames: Iterable[np.ndarray], options: Options = Options(),
+                 video: VideoOptions = VideoOptions()) -> Iterator[np.ndarray]:
+    """Each frame (HxWx3 uint8 RGB) painted, in order; stabilised and with faces tracked unless ``video`` says
+    not. The same pipeline as photos, with the face check off (a video has no per-frame warning)."""
+    options = replace(options.validated(), check=False)
+    video = video.validated()
+    steady = Steadier() if video.stabilise else None
+    tracker = None
+    if options.faces and video.stabilise:
+        from .pipeline import shared_face_finder
+
+        tracker = FaceTracker(shared_face_finder(), video.detect_every)
+    for frame in frames:
+        faces = tracker(frame) if tracker else None
+        painted = stylizer.paint(Photo(np.ascontiguousarray(frame)), options, faces).rgb
+        yield steady(frame, painted) if steady else painted
+
+
+def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """The frame as it is shown: turned by its display matrix's rotation (degrees counter-clockwise)."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, turns)) if turns else frame
+
+
+def paint_video(stylizer: "Stylizer", source: Path, output: Path, options: Options = Options(),
+                video: VideoOptions = VideoOptions(),
+                on_frame: Callable[[int, int | None], None] | None = None) -> Path:
+    """Paint ``source`` into ``output`` (mp4, mov, mkv or webm): the same frames, frame rate and timing, the audio
+    copied, the provenance in the container's metadata; written atomically. ``on_frame(done, total)`` hears
+    progress (total None where the container does not say)."""
+    av = _av()
+    video = video.validated()
+    suffix = output.suffix.lower()
+    if suffix not in CONTAINERS:
+        raise OutputError(f"{output}: unsupported video extension {output.suffix!r} (use one of "
+                          f"{', '.join(sorted(CONTAINERS))})")
+    if same_file(source, output):
+        raise OutputError(f"{output}: output would overwrite the input; choose another path")
+    if not source.is_file():
+        raise UnreadableVideoError(f"{source}: no such file")
+    muxer, codec = CONTAINERS[suffix]
+    try:
+        container = av.open(str(source))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableVideoError(f"{source}: not a video FFmpeg can read ({exc})") from None
+    with container:
+        if not container.streams.video:
+            raise UnreadableVideoError(f"{source}: has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        audio = container.streams.audio[0] if container.streams.audio else None
+        total = _frames_in(stream, video)
+        with atomic_path(output) as partial:
+            try:
+                _transcode(av, stylizer, container, stream, audio, partial, muxer, codec, options, video, total,
+                           on_frame, str(source))
+            except av.FFmpegError as exc:
+                raise UnreadableVideoError(f"{source}: corrupt or truncated video ({exc})") from None
+    return output
+
+
+def _frames_in(stream, video: VideoOptions) -> int | None:  # noqa: ANN001 -- PyAV's VideoStream
+    """How many frames the output will have, from the stream's own count or duration (None where unknown)."""
+    rate = stream.average_rate
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    if seconds is None and stream.frames:
+        seconds = stream.frames / float(rate) if rate else None
+    if seconds is None or not rate:
+        return stream.frames or None
+    end = min(seconds, video.end) if video.end is not None else seconds
+    return max(0, round((end - video.start) * float(rate)))
+
+
+def _transcode(av, stylizer: "Stylizer", container, stream, audio, partial: Path, muxer: str, codec: str,  # noqa: ANN001
+               options: Options, video: VideoOptions, total: int | None,
+               on_frame: Callable[[int, int | None], None] | None, name: str) -> None:
+    time_base = stream.time_base or Fraction(1, 90_000)
+    start_pts = round(video.start / time_base)
+    end_pts = None if video.end is None else round(video.end / time_base)
+
+    def frames_in_range() -> Iterator[tuple[np.ndarray, int]]:
+        for packet in container.demux(*[s for s in (stream, audio) if s is not None]):
+            if packet.stream is audio:
+                held_audio.append(packet)
+                continue
+            for frame in packet.decode():
+                if frame.pts is None or frame.pts < start_pts or (end_pts is not None and frame.pts >= end_pts):
+                    continue
+                yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation), frame.pts - start_pts
+
+    held_audio: list = []
+    out = av.open(str(partial), "w", format=muxer)
+    try:
+        xmp = stylizer.provenance(options)  # the photos' packet, in the container's comment tag
+        if xmp:
+            out.metadata["comment"] = xmp.decode("utf-8")
+        out_video = out_audio = None
+        if audio is not None:
+            out_audio = out.add_stream_from_template(audio)
+        pts_list: list[int] = []
+
+        def timed() -> Iterator[np.ndarray]:
+            for rgb, pts in frames_in_range():
+                pts_list.append(pts)
+                yield rgb
+
+        written = 0
+        for painted in paint_frames(stylizer, timed(), options, video):
+            if out_video is None:
+                out_video = out.add_stream(codec, rate=stream.average_rate or Fraction(30))
+                out_video.width, out_video.height = painted.shape[1], painted.shape[0]
+                even = painted.shape[0] % 2 == 0 and painted.shape[1] % 2 == 0
+                out_video.pix_fmt = "yuv420p" if even else "yuv444p"  # 4:2:0 needs even sides
+                out_video.time_base = time_base
+                out_video.options = {"crf": "18", "preset": "fast"} if codec == "libx264" else {"crf": "24", "b": "0"}
+            frame = av.VideoFrame.from_ndarray(painted, format="rgb24")
+            frame.pts, frame.time_base = pts_list[written], time_base
+            for packet in out_video.encode(frame):
+                out.mux(packet)
+            written += 1
+            _mux_audio(out, out_audio, held_audio, audio, video)
+            if on_frame:
+                on_frame(written, total)
+        if out_video is None:
+            raise UnreadableVideoError(f"{name}: no frames" + (f" between {video.start:g} s and {video.end:g} s"
+                                                               if video.start or video.end else ""))
+        for packet in out_video.encode(None):
+            out.mux(packet)
+        _mux_audio(out, out_audio, held_audio, audio, video)
+    finally:
+        out.close()
+
+
+def _mux_audio(out, out_audio, held: list, audio, video: VideoOptions) -> None:  # noqa: ANN001
+    """The audio packets read so far, copied untouched into the output (those inside start-end, shifted)."""
+    if out_audio is None:
+        held.clear()
+        return
+    time_base = audio.time_base
+    start = round(video.start / time_base)
+    end = None if video.end is None else round(video.end / time_base)
+    for packet in held:  # from the clip's start, every packet (an encoder's priming ones have negative times)
+        if packet.pts is None or packet.size == 0 or (video.start and packet.pts < start) or \
+                (end is not None and packet.pts >= end):
+            continue
+        packet.pts -= start
+        if packet.dts is not None:
+            packet.dts -= start
+        packet.stream = out_audio
+        out.mux(packet)
+    held.clear()
