@@ -81,8 +81,9 @@ def test_the_check_finds_a_circle(tmp_path: Path) -> None:
 
 
 def test_front_ends_go_through_the_stylizer() -> None:
-    """The CLI, batch (on Ray too) and the web page call ``Stylizer`` with ``Options`` whole, never its pipeline."""
-    for front_end in ("cli.py", "batch.py", "web.py", "ray.py"):
+    """The CLI, batch (on Ray too), video and the web page call ``Stylizer`` with ``Options`` whole, never its
+    pipeline."""
+    for front_end in ("cli.py", "batch.py", "web.py", "ray.py", "video.py"):
         tree = ast.parse((PACKAGE / front_end).read_text(encoding="utf-8"))
         reached = [node.lineno for node in ast.walk(tree)
                    if isinstance(node, ast.Attribute) and node.attr == "pipeline"]
