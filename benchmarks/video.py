@@ -99,8 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import stylize
-    from stylize.api import VIDEO_PAINTING
-    from stylize.options import VideoOptions
+    from stylize.options import VIDEO_PAINTING, VideoOptions
 
     painter = stylize.Stylizer(args.style, "cpu")
     print(machine_line(painter.engine))

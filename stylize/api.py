@@ -14,14 +14,11 @@ from . import catalogue
 from .errors import StylizeError
 from .faces import FaceCheck
 from .image_io import ImageInput, Photo, load_photo, to_photo, to_pil
-from .options import VIDEO_FACE_CROP, VIDEO_SIZE, EngineName, HDStrategy, Options, VideoOptions
+from .options import VIDEO_PAINTING, EngineName, HDStrategy, Options, VideoOptions
 from .pipeline import Pipeline, Rendering
 
 if TYPE_CHECKING:
     from .faces import Face
-
-#: What a video is painted with unless the caller says (``options.VIDEO_SIZE``)
-VIDEO_PAINTING = Options(size=VIDEO_SIZE, face_crop=VIDEO_FACE_CROP, check=False)
 
 
 def make_options(**options: Any) -> Options:

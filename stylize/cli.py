@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, TypeVar
 import typer
 
 from .errors import MissingExtraError, StylizeError
-from .options import (PAGE_MAX_PIXELS, VIDEO_FACE_CROP, VIDEO_SIZE, EngineName, HDStrategy, Options,
-                      VideoOptions)
+from .options import PAGE_MAX_PIXELS, VIDEO_PAINTING, EngineName, HDStrategy, Options, VideoOptions
 from .training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -221,7 +220,8 @@ def video(
                                    help="Hold strokes and faces steady from frame to frame (off: each frame alone)."),
     strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt,
     preserve_colors: bool = PreserveOpt, faces: bool = FacesOpt,
-    size: int = typer.Option(VIDEO_SIZE, help="Working size: long side in pixels (64-8192)."), device: str = DeviceOpt,
+    size: int = typer.Option(VIDEO_PAINTING.size, help="Working size: long side in pixels (64-8192)."),
+    device: str = DeviceOpt,
     engine: EngineName = EngineOpt, provenance: bool = ProvenanceOpt,
 ) -> None:
     """Stylise a video: same frames and timing, audio copied, steady from frame to frame."""
@@ -234,7 +234,8 @@ def video(
     from .video import CONTAINERS
 
     options = replace(_options(strength, face_strength, preserve_colors, faces, size, HDStrategy.RESIZE,
-                               Options.max_pixels / 1e6, provenance, False, Options.quality), face_crop=VIDEO_FACE_CROP)
+                               Options.max_pixels / 1e6, provenance, VIDEO_PAINTING.check, Options.quality),
+                      face_crop=VIDEO_PAINTING.face_crop)
     clip = VideoOptions(start=start, end=end, stabilise=stabilise).validated()
     ext = source.suffix.lower() if source.suffix.lower() in CONTAINERS else ".mp4"
     output = output or source.with_name(f"{source.stem}_{file_label(style)}{ext}")

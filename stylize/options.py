@@ -90,6 +90,8 @@ class Options:
 #: A video's painting defaults: each frame is seen for a moment, so a smaller working size and face crop buy the
 #: frame rate (720p at 512 px paints about three times as fast as at 768; ``benchmarks/video.py``).
 VIDEO_SIZE, VIDEO_FACE_CROP = 512, 256
+#: What a video is painted with unless the caller says otherwise (there is no per-frame face warning to give)
+VIDEO_PAINTING = Options(size=VIDEO_SIZE, face_crop=VIDEO_FACE_CROP, check=False)
 
 
 @dataclass(frozen=True)
