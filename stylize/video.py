@@ -228,18 +228,23 @@ def _transcode(av, stylizer: "Stylizer", container, stream, audio, partial: Path
     time_base = stream.time_base or Fraction(1, 90_000)
     start_pts = round(video.start / time_base)
     end_pts = None if video.end is None else round(video.end / time_base)
+    held_audio: list = []  # audio packets read while looking for the next frame, muxed after it
 
-    def frames_in_range() -> Iterator[tuple[np.ndarray, int]]:
+    pts_list: list[int] = []  # each frame's own time, so timing and frame rate stay as they were
+
+    def frames() -> Iterator[np.ndarray]:
         for packet in container.demux(*[s for s in (stream, audio) if s is not None]):
             if packet.stream is audio:
                 held_audio.append(packet)
                 continue
             for frame in packet.decode():
-                if frame.pts is None or frame.pts < start_pts or (end_pts is not None and frame.pts >= end_pts):
+                if frame.pts is None or frame.pts < start_pts:
                     continue
-                yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation), frame.pts - start_pts
+                if end_pts is not None and frame.pts >= end_pts:
+                    return  # past the cut: nothing more is read
+                pts_list.append(frame.pts - start_pts)
+                yield _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
 
-    held_audio: list = []
     out = av.open(str(partial), "w", format=muxer)
     try:
         xmp = stylizer.provenance(options)  # the photos' packet, in the container's comment tag
@@ -248,15 +253,8 @@ def _transcode(av, stylizer: "Stylizer", container, stream, audio, partial: Path
         out_video = out_audio = None
         if audio is not None:
             out_audio = out.add_stream_from_template(audio)
-        pts_list: list[int] = []
-
-        def timed() -> Iterator[np.ndarray]:
-            for rgb, pts in frames_in_range():
-                pts_list.append(pts)
-                yield rgb
-
         written = 0
-        for painted in paint_frames(stylizer, timed(), options, video):
+        for painted in paint_frames(stylizer, frames(), options, video):
             if out_video is None:
                 out_video = out.add_stream(codec, rate=stream.average_rate or Fraction(30))
                 out_video.width, out_video.height = painted.shape[1], painted.shape[0]
@@ -273,8 +271,8 @@ def _transcode(av, stylizer: "Stylizer", container, stream, audio, partial: Path
             if on_frame:
                 on_frame(written, total)
         if out_video is None:
-            raise UnreadableVideoError(f"{name}: no frames" + (f" between {video.start:g} s and {video.end:g} s"
-                                                               if video.start or video.end else ""))
+            cut = f" from {video.start:g} s" + (f" to {video.end:g} s" if video.end is not None else "")
+            raise UnreadableVideoError(f"{name}: no frames" + (cut if video.start or video.end is not None else ""))
         for packet in out_video.encode(None):
             out.mux(packet)
         _mux_audio(out, out_audio, held_audio, audio, video)

@@ -202,3 +202,11 @@ def test_progress_counts_the_frames_of_the_cut() -> None:
         average_rate, duration, time_base, frames = Fraction(25), 250, Fraction(1, 25), 0
 
     assert _frames_in(Stream, VideoOptions(start=2.0, end=4.0)) == 50
+
+
+def test_a_cut_past_the_end_is_one_line(tmp_path: Path, astronaut: np.ndarray) -> None:
+    clip = make_clip(tmp_path / "short.mp4", astronaut, frames=5)
+    result = video_cli(clip, "-s", STYLE, "-o", tmp_path / "out.mp4", "--start", 3)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {clip}: no frames from 3 s"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.mp4"]
