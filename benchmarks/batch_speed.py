@@ -23,6 +23,15 @@ from benchmarks.machine import machine_line
 from stylize.options import EngineName
 
 
+def write_portraits(folder: Path, photos: int, megapixels: float) -> None:
+    """``photos`` JPEGs of the portrait at ``megapixels``, shifted and mirrored so no two files are alike."""
+    base = portrait(megapixels)
+    folder.mkdir(parents=True)
+    for i in range(photos):
+        shifted = np.roll(base, 37 * i, axis=1)
+        Image.fromarray(shifted[:, ::-1] if i % 2 else shifted).save(folder / f"{i:03d}.jpg", quality=92)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--style", default="starry_night")
@@ -38,13 +47,9 @@ def main() -> None:
 
     painter = stylize.Stylizer(args.style, device=args.device, engine=args.engine)
     print(machine_line(painter.engine))
-    base = portrait(args.megapixels)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
-        folder.mkdir()
-        for i in range(args.photos):  # the same portrait, shifted and mirrored so no two files are alike
-            shifted = np.roll(base, 37 * i, axis=1)
-            Image.fromarray(shifted[:, ::-1] if i % 2 else shifted).save(folder / f"{i:03d}.jpg", quality=92)
+        write_portraits(folder, args.photos, args.megapixels)
         jobs = [(p, Path(tmp) / "out" / p.name) for p in sorted(folder.glob("*.jpg"))]
         painter.to_file(jobs[0][0], Path(tmp) / "warm.jpg")  # models loaded and warm, as in a running batch
         began = time.perf_counter()

@@ -17,10 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from benchmarks.end_to_end import portrait
+from benchmarks.batch_speed import write_portraits
 from benchmarks.machine import machine_line
 
 
@@ -45,14 +42,10 @@ def main() -> None:
     args = parser.parse_args()
 
     print(machine_line("onnxruntime"))
-    base = portrait(args.megapixels)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
-        folder.mkdir()
-        for i in range(args.photos):  # the same portrait, shifted and mirrored so no two files are alike
-            shifted = np.roll(base, 37 * i, axis=1)
-            Image.fromarray(shifted[:, ::-1] if i % 2 else shifted).save(folder / f"{i:03d}.jpg", quality=92)
+        write_portraits(folder, args.photos, args.megapixels)
         for label, extra in (("plain batch", ()), ("--ray, 1 actor x 2 threads", ("--ray", "--actors", "1")),
                              ("--ray, 2 actors x 1 thread", ("--ray", "--actors", "2"))):
             measured = run(folder, Path(tmp) / label.replace(" ", "_"), args.style, *extra)

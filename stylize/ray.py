@@ -166,7 +166,8 @@ def run_batch_on_ray(style: str, jobs: list[tuple[str, str]], source: Location, 
     ray = _ray()
     options = options.validated()
     ActorPlan.check(actors, batch_size)
-    todo, skipped = split_existing(jobs, skip_existing, target.exists)
+    before = {t: target.fingerprint(t) for _, t in jobs}  # what each output was as the run was planned
+    todo, skipped = split_existing(jobs, skip_existing, lambda t: before[t] is not None)
     report = BatchReport(skipped=[Path(source.name(s)) for s in skipped])
     for skipped_source in skipped:
         if on_done:
@@ -189,8 +190,8 @@ def run_batch_on_ray(style: str, jobs: list[tuple[str, str]], source: Location, 
             on_start(plan, getattr(context, "dashboard_url", None) or None)
         ledger = ray.remote(Ledger).options(num_cpus=0).remote()
         rows = []
-        for source_name, target_name in todo:  # what each output was before this run (size -1: none)
-            size, mtime = target.fingerprint(target_name) or (-1, 0)
+        for source_name, target_name in todo:  # size -1: no output before this run
+            size, mtime = before[target_name] or (-1, 0)
             rows.append({"source": source_name, "target": target_name, "size_before": size, "mtime_before": mtime})
         painted = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS)).map_batches(
             _BatchPainter, **plan.map_batches_args(

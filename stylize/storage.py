@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .batch import INPUT_SUFFIXES, carries_provenance, check_folders, pair_jobs, plan_jobs
-from .errors import MissingExtraError, StylizeError, UnreadableImageError
+from .errors import MissingExtraError, OutputError, StylizeError, UnreadableImageError
 from .image_io import Photo, encode_image, load_photo, photo_from_bytes, to_pil
 from .pipeline import save_result
 
@@ -59,9 +59,6 @@ class Location:
             return path
         return f"{self.uri.split('://', 1)[0]}://{path}"
 
-    def exists(self, path: str) -> bool:
-        return self.fingerprint(path) is not None
-
     def fingerprint(self, path: str) -> tuple[int, int] | None:
         """(size, modification time in ns) of a file, or None where there is none: tells a file written by this
         run from the one that was there before it."""
@@ -99,8 +96,6 @@ class Location:
             with self.filesystem.open_output_stream(path) as stream:
                 stream.write(data)
         except OSError as exc:
-            from .errors import OutputError
-
             raise OutputError(f"{self.name(path)}: cannot write output ({exc})") from None
 
 
