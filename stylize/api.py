@@ -116,7 +116,7 @@ class Stylizer:
         """Frames people bring themselves (HxWx3 uint8 RGB, in order), painted as ``video`` paints a file's."""
         from .video import paint_frames
 
-        return paint_frames(self, frames, options, video)
+        return paint_frames(self.pipeline, frames, options, video)
 
     def provenance(self, options: Options) -> bytes | None:
         """The XMP packet a result made with ``options`` carries (None when the user turned it off)."""

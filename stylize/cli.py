@@ -218,6 +218,9 @@ def video(
                                         show_default=False),
     stabilise: bool = typer.Option(VideoOptions.stabilise, "--stabilise/--no-stabilise",
                                    help="Hold strokes and faces steady from frame to frame (off: each frame alone)."),
+    paint_every: int = typer.Option(VideoOptions.paint_every, min=1,
+                                    help="Held steady, paint every Nth frame and carry it along the motion between "
+                                         "(1: paint every frame, at about half the speed)."),
     strength: float = StrengthOpt, face_strength: Optional[float] = FaceStrengthOpt,
     preserve_colors: bool = PreserveOpt, faces: bool = FacesOpt,
     size: int = typer.Option(VIDEO_PAINTING.size, help="Working size: long side in pixels (64-8192)."),
@@ -236,7 +239,7 @@ def video(
     options = replace(_options(strength, face_strength, preserve_colors, faces, size, HDStrategy.RESIZE,
                                Options.max_pixels / 1e6, provenance, VIDEO_PAINTING.check, Options.quality),
                       face_crop=VIDEO_PAINTING.face_crop)
-    clip = VideoOptions(start=start, end=end, stabilise=stabilise).validated()
+    clip = VideoOptions(start=start, end=end, stabilise=stabilise, paint_every=paint_every).validated()
     ext = source.suffix.lower() if source.suffix.lower() in CONTAINERS else ".mp4"
     output = output or source.with_name(f"{source.stem}_{file_label(style)}{ext}")
     stylizer = Stylizer(style, device, engine)

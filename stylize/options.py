@@ -105,12 +105,16 @@ class VideoOptions:
     stabilise: bool = True
     #: faces are searched for anew every this many frames, and followed by the face mesh in between
     detect_every: int = 5
+    #: with ``stabilise``, the networks paint every this many frames; the frames between carry the last painting
+    #: along the motion (1: every frame painted, at about half the frame rate)
+    paint_every: int = 2
 
     def validated(self) -> "VideoOptions":
         if self.start < 0:
             raise StylizeError(f"start must be 0 or later, got {self.start}")
         if self.end is not None and self.end <= self.start:
             raise StylizeError(f"end ({self.end}) must be after start ({self.start})")
-        if self.detect_every < 1:
-            raise StylizeError(f"detect_every must be 1 or more, got {self.detect_every}")
+        for name in ("detect_every", "paint_every"):
+            if getattr(self, name) < 1:
+                raise StylizeError(f"{name} must be 1 or more, got {getattr(self, name)}")
         return self

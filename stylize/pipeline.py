@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -84,31 +84,47 @@ class Pipeline:
         finding = None
         if found is None and (options.faces or options.check):
             finding = self._side.submit(shared_face_finder().find, rgb)
-        if options.hd is HDStrategy.ORIGINAL:
-            canvas, source = self.engine.stylize(rgb), rgb
-        elif options.hd is HDStrategy.TILED:
-            canvas, source = self.engine.stylize_tiled(rgb, stats_from=resize_long_side(rgb, options.size)), rgb
+        canvas, _ = self.paint_canvas(rgb, options, finding if finding is not None else found)
+        result = self.finish(canvas, rgb, options)
+        checks: tuple[FaceCheck, ...] = ()
+        if options.check:  # the face mesh at each face's own crop: about as cheap as finding the face was
+            faces = finding.result() if finding is not None else found or []
+            checks = tuple(shared_face_finder().check(result, f) for f in faces if f.landmarks is not None)
+        return Rendering(result, checks)
+
+    def paint_canvas(self, rgb: np.ndarray, options: Options, faces: "Sequence[Face] | Future | None",
+                     paint_face: Callable[[np.ndarray, "Face"], np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """(the painting at the working size with each face painted in, the photo at that size). ``options``
+        resolved; ``faces``: a list, or a detection still running beside the network pass; ``paint_face(crop,
+        face)``: how an aligned face crop is painted (a video reuses a face's crop between frames)."""
+        source = working_copy(rgb, options)
+        if options.hd is HDStrategy.TILED:
+            canvas = self.engine.stylize_tiled(rgb, stats_from=resize_long_side(rgb, options.size))
         else:
-            source = resize_long_side(rgb, options.size)
             canvas = self.engine.stylize(source)
-        faces = list(found) if found is not None else finding.result() if finding else []
+        if isinstance(faces, Future):
+            faces = faces.result()
         if faces and options.faces:
             from .blending import paste_face
             from .faces import align_face
 
+            paint_face = paint_face or (lambda crop, face: self.face_engine.stylize(crop))
             scale = source.shape[1] / rgb.shape[1]
             for face in faces:
-                stylised_crop = self.face_engine.stylize(align_face(rgb, face, options.face_crop))
+                stylised_crop = paint_face(align_face(rgb, face, options.face_crop), face)
                 paste_face(canvas, source, stylised_crop, face, scale, options.face_strength)
+        return canvas, source
+
+    @staticmethod
+    def finish(canvas: np.ndarray, rgb: np.ndarray, options: Options) -> np.ndarray:
+        """The painting brought to the photo's size along the photo's edges, its colours kept where asked, and
+        mixed with the photo by ``options.strength``."""
         if canvas.shape != rgb.shape:
             canvas = joint_bilateral_upsample(canvas, rgb)
         if options.preserve_colors:
             canvas = keep_colors(rgb, canvas)
-        result = mix(rgb, canvas, options.strength)
-        checks: tuple[FaceCheck, ...] = ()
-        if options.check:  # the face mesh at each face's own crop: about as cheap as finding the face was
-            checks = tuple(shared_face_finder().check(result, f) for f in faces if f.landmarks is not None)
-        return Rendering(result, checks)
+        return mix(rgb, canvas, options.strength)
 
     def run_to_file(self, photo: Photo, output: Path,
                     options: Options = Options()) -> tuple[Path, tuple["FaceCheck", ...]]:
@@ -140,6 +156,11 @@ class Pipeline:
         from .provenance import provenance_xmp
 
         return provenance_xmp(self.style, self.resolved(options)) if options.provenance else None
+
+
+def working_copy(rgb: np.ndarray, options: Options) -> np.ndarray:
+    """The photo at the size the networks paint it: ``options.size`` on the long side, or whole for HD."""
+    return resize_long_side(rgb, options.size) if options.hd is HDStrategy.RESIZE else rgb
 
 
 def save_result(photo: Photo, result: np.ndarray, output: Path, quality: int = DEFAULT_QUALITY,

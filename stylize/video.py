@@ -25,18 +25,25 @@ from .options import Options, VideoOptions
 if TYPE_CHECKING:
     from .api import Stylizer
     from .faces import Face, FaceFinder
+    from .pipeline import Pipeline
 
 #: Output containers by extension: (FFmpeg's muxer, the video codec written into it).
 CONTAINERS = {".mp4": ("mp4", "libx264"), ".mov": ("mov", "libx264"), ".mkv": ("matroska", "libx264"),
               ".webm": ("webm", "libvpx-vp9")}
+#: Each codec's settings: near-transparent quality at a speed that keeps up with the painting (720p on 2 cores:
+#: x264 "fast" took 52 ms a frame, "veryfast" 27 ms and a smaller file; VP9's defaults 200 ms, these 31 ms).
+ENCODER_OPTIONS = {"libx264": {"crf": "18", "preset": "veryfast"},
+                   "libvpx-vp9": {"crf": "24", "b": "0", "deadline": "realtime", "cpu-used": "6", "row-mt": "1"}}
 #: The share of the previous painted frame kept where the motion is followed (an average over about 3 frames).
-KEEP = 0.7
-#: Mean luminance change (0-1) between two frames above which they are taken for a scene cut.
+KEEP = 0.8
+#: Mean change (0-1) of the normalised luminance between two frames above which they are taken for a scene cut.
 CUT = 0.2
 #: Flow is measured with the frames' long side at most this (720p's 1280 is measured at 640).
 FLOW_SIDE = 640
 #: Frames over which a face fades in or out, and the weight of a face's new key points against its old ones.
 FADE_FRAMES, FOLLOW = 6, 0.6
+#: A face's crop is painted every this many frames, and reused in between (``FaceCrops``).
+FACE_REPAINT_EVERY = 2
 
 
 def _av():  # noqa: ANN202
@@ -53,37 +60,50 @@ class Steadier:
     def __init__(self, keep: float = KEEP, cut: float = CUT) -> None:
         self.keep, self.cut = keep, cut
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (small grey input, painted output)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (the last frame's small grey, its painting)
 
-    def __call__(self, frame: np.ndarray, painted: np.ndarray) -> np.ndarray:
+    def __call__(self, frame: np.ndarray, painted: np.ndarray | None) -> np.ndarray | None:
+        """``painted`` held steady against the last painted frame; ``painted`` None: the last one carried along
+        the motion to ``frame`` alone (None where there is nothing to carry: the first frame, or a cut)."""
         grey = _small_grey(frame)
         previous, self._previous = self._previous, None
         if previous is None or previous[0].shape != grey.shape or \
                 np.abs(grey.astype(np.float32) - previous[0]).mean() / 255 > self.cut:
-            self._previous = (grey, painted)
+            if painted is not None:
+                self._previous = (grey, painted)
             return painted
         back = self._flow.calc(grey, previous[0], None)  # current pixel -> where it was
-        forth = self._flow.calc(previous[0], grey, None)
-        consistent = _consistent(back, forth)
-        height, width = painted.shape[:2]
+        height, width = previous[1].shape[:2]
         scale = width / grey.shape[1]
         back_full = cv2.resize(back, (width, height), interpolation=cv2.INTER_LINEAR) * scale
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         carried = cv2.remap(previous[1], grid_x + back_full[..., 0], grid_y + back_full[..., 1], cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)
+        if painted is None:
+            self._previous = (grey, carried)
+            return carried
+        consistent = _consistent(back, self._flow.calc(previous[0], grey, None))
         weight = cv2.resize(cv2.GaussianBlur(consistent, (0, 0), 1.5), (width, height))[..., None] * self.keep
-        steady = np.clip(painted + weight * (carried.astype(np.float32) - painted) + 0.5, 0, 255).astype(np.uint8)
+        carried = carried.astype(np.float32)
+        # the carried painting takes the new painting's mean colour where it is carried: a change of light is
+        # followed at once, while the strokes stay
+        shift = ((painted - carried) * weight).sum((0, 1)) / max(float(weight.sum()), 1.0)
+        steady = np.clip(painted + weight * (carried + shift - painted) + 0.5, 0, 255).astype(np.uint8)
         self._previous = (grey, steady)
         return steady
 
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
+    """The frame's luminance at most ``FLOW_SIDE`` px, normalised to one mean and spread: the flow assumes
+    constant brightness, so a change of light would otherwise read as motion."""
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     scale = min(1.0, FLOW_SIDE / max(grey.shape))
     if scale < 1.0:
         grey = cv2.resize(grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
                           interpolation=cv2.INTER_AREA)
-    return grey
+    mean, spread = (float(v[0, 0]) for v in cv2.meanStdDev(grey))
+    gain = 48.0 / max(spread, 1.0)
+    return cv2.convertScaleAbs(grey, alpha=gain, beta=128.0 - gain * mean)
 
 
 def _consistent(back: np.ndarray, forth: np.ndarray) -> np.ndarray:
@@ -133,12 +153,13 @@ class FaceTracker:
                 for face, seen, lost in tracked]
 
 
-def _best_match(face: "Face", found: list["Face"], claimed: set[int]) -> int | None:
+def _best_match(face: "Face", found: list["Face"], claimed: set[int], least: float = 0.3) -> int | None:
+    """The unclaimed face overlapping ``face`` most, where that overlap (IoU) is at least ``least``."""
     from .faces import _iou
 
     scores = [(_iou(face.box, other.box), i) for i, other in enumerate(found) if i not in claimed]
     best = max(scores, default=(0.0, None))
-    return best[1] if best[0] >= 0.3 else None
+    return best[1] if best[0] >= least else None
 
 
 def _smoothed(now: "Face", before: "Face") -> "Face":
@@ -149,22 +170,58 @@ def _smoothed(now: "Face", before: "Face") -> "Face":
                    landmarks=(FOLLOW * now.landmarks + (1 - FOLLOW) * before.landmarks).astype(np.float32))
 
 
-def paint_frames(stylizer: "Stylizer", frames: Iterable[np.ndarray], options: Options = Options(),
+def paint_frames(pipeline: "Pipeline", frames: Iterable[np.ndarray], options: Options = Options(),
                  video: VideoOptions = VideoOptions()) -> Iterator[np.ndarray]:
     """Each frame (HxWx3 uint8 RGB) painted, in order; stabilised and with faces tracked unless ``video`` says
-    not. The same pipeline as photos, with the face check off (a video has no per-frame warning)."""
-    options = replace(options.validated(), check=False)
+    not. The same pipeline as photos, with the face check off (a video has no per-frame warning). Held steady at
+    the working size, before the painting is brought to the frame's size: a sixth of 720p's pixels to carry."""
+    options = pipeline.resolved(replace(options.validated(), check=False))
     video = video.validated()
-    steady = Steadier() if video.stabilise else None
-    tracker = None
-    if options.faces and video.stabilise:
-        from .pipeline import shared_face_finder
+    if not video.stabilise:
+        for frame in frames:
+            yield pipeline.run(Photo(np.ascontiguousarray(frame)), options).rgb
+        return
+    from .pipeline import shared_face_finder, working_copy
 
-        tracker = FaceTracker(shared_face_finder(), video.detect_every)
-    for frame in frames:
-        faces = tracker(frame) if tracker else None
-        painted = stylizer.paint(Photo(np.ascontiguousarray(frame)), options, faces).rgb
-        yield steady(frame, painted) if steady else painted
+    steady = Steadier()
+    tracker = FaceTracker(shared_face_finder(), video.detect_every) if options.faces else None
+    crops = FaceCrops(pipeline.face_engine.stylize)
+    for index, frame in enumerate(frames):
+        frame = np.ascontiguousarray(frame)
+        faces = tracker(frame) if tracker else []  # followed on every frame, painted or carried
+        carried = None
+        if index % video.paint_every:
+            carried = steady(working_copy(frame, options), None)
+        if carried is None:
+            canvas, source = pipeline.paint_canvas(frame, options, faces, crops)
+            crops.next_frame()
+            carried = steady(source, canvas)
+        yield pipeline.finish(carried, frame, options)
+
+
+class FaceCrops:
+    """Paints a face's aligned crop every ``every`` frames and reuses it in between. The face tracker holds the
+    crop on the face, so it hardly changes from one frame to the next, and the face pass costs as much as the
+    frame; the pasted crop still follows the face, since it is warped to the face's place in each frame."""
+
+    def __init__(self, paint: Callable[[np.ndarray], np.ndarray], every: int = FACE_REPAINT_EVERY) -> None:
+        self._paint, self.every = paint, every
+        self._last: list[tuple["Face", np.ndarray, int]] = []  # the previous frame's (face, painted crop, its age)
+        self._now: list[tuple["Face", np.ndarray, int]] = []
+
+    def __call__(self, crop: np.ndarray, face: "Face") -> np.ndarray:
+        fresh = [entry for entry in self._last if entry[2] + 1 < self.every and entry[1].shape == crop.shape]
+        match = _best_match(face, [last for last, _, _ in fresh], set(), 0.5)
+        if match is None:
+            painted, age = self._paint(crop), 0
+        else:
+            _, painted, age = fresh[match]
+            age += 1
+        self._now.append((face, painted, age))
+        return painted
+
+    def next_frame(self) -> None:
+        self._last, self._now = self._now, []
 
 
 def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
@@ -254,14 +311,14 @@ def _transcode(av, stylizer: "Stylizer", container, stream, audio, partial: Path
         if audio is not None:
             out_audio = out.add_stream_from_template(audio)
         written = 0
-        for painted in paint_frames(stylizer, frames(), options, video):
+        for painted in stylizer.frames(frames(), options, video):
             if out_video is None:
                 out_video = out.add_stream(codec, rate=stream.average_rate or Fraction(30))
                 out_video.width, out_video.height = painted.shape[1], painted.shape[0]
                 even = painted.shape[0] % 2 == 0 and painted.shape[1] % 2 == 0
                 out_video.pix_fmt = "yuv420p" if even else "yuv444p"  # 4:2:0 needs even sides
                 out_video.time_base = time_base
-                out_video.options = {"crf": "18", "preset": "fast"} if codec == "libx264" else {"crf": "24", "b": "0"}
+                out_video.options = dict(ENCODER_OPTIONS[codec])
             frame = av.VideoFrame.from_ndarray(painted, format="rgb24")
             frame.pts, frame.time_base = pts_list[written], time_base
             for packet in out_video.encode(frame):

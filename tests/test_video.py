@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from stylize.atomic import PARTIAL_SUFFIX
 from stylize.cli import app
+from stylize.errors import StylizeError
 from stylize.options import Options, VideoOptions
 from stylize.provenance import made_by_stylize
 
@@ -161,6 +163,42 @@ def test_steadier_removes_flicker_and_starts_afresh_at_a_cut(astronaut: np.ndarr
     assert flicker(held) < 0.7 * flicker(boiling)
     other = np.ascontiguousarray(255 - pan[-1])  # a scene cut: nothing is carried over
     assert np.array_equal(steady(other, other), other)
+
+
+def test_a_frame_between_paintings_carries_the_last_one_along_the_motion(astronaut: np.ndarray) -> None:
+    from stylize.video import Steadier
+
+    pan = [np.ascontiguousarray(astronaut[100:356, 50 + 4 * i: 306 + 4 * i]) for i in range(2)]
+    painted = np.ascontiguousarray(255 - pan[0])  # any picture of frame 0
+    steady = Steadier()
+    assert steady(pan[0], None) is None  # nothing painted yet: nothing to carry
+    assert np.array_equal(steady(pan[0], painted), painted)
+    carried = steady(pan[1], None)
+    # the scene moved 4 px left: the painting moved with it, not stayed put
+    moved = np.abs(carried[:, :-4].astype(np.float32) - painted[:, 4:])[:, 8:-8].mean()
+    stayed = np.abs(carried.astype(np.float32) - painted)[:, 8:-8].mean()
+    assert moved < 4.0 < stayed
+    assert np.array_equal(steady(np.ascontiguousarray(255 - pan[1]), None), None)  # a cut: nothing to carry
+
+
+def test_a_face_crop_is_painted_every_other_frame_and_reused_between(astronaut: np.ndarray) -> None:
+    from stylize.pipeline import shared_face_finder
+    from stylize.video import FaceCrops
+
+    face = shared_face_finder().find(astronaut)[0]
+    elsewhere = replace(face, box=tuple(v + 300 for v in face.box))
+    calls = []
+    crops = FaceCrops(lambda crop: calls.append(crop) or 255 - crop, every=2)
+    crop = np.zeros((64, 64, 3), np.uint8)
+    painted = []
+    for _ in range(3):  # painted, reused, painted
+        painted.append(crops(crop, face))
+        crops.next_frame()
+    assert len(calls) == 2 and all(np.array_equal(p, 255 - crop) for p in painted)
+    crops(crop, elsewhere)  # a face somewhere else is painted, not given the last frame's crop
+    assert len(calls) == 3
+    with pytest.raises(StylizeError, match="paint_every"):
+        VideoOptions(paint_every=0).validated()
 
 
 def test_faces_are_followed_and_one_that_enters_fades_in(astronaut: np.ndarray) -> None:
