@@ -32,6 +32,7 @@ from PIL import Image
 
 from benchmarks.evaluation import SHARED_DATA
 from benchmarks.machine import machine_line
+from stylize.video import along_flow, flow_agrees
 
 WIDTH, HEIGHT = 1280, 720
 MOTIONS = ("pan", "zoom", "rotation", "lighting")
@@ -107,26 +108,16 @@ def measured_motion(clip: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray
     for now, after in zip(grey, grey[1:]):
         forth = cv2.calcOpticalFlowFarneback(now, after, None, 0.5, 4, 21, 3, 5, 1.1, 0)
         back = cv2.calcOpticalFlowFarneback(after, now, None, 0.5, 4, 21, 3, 5, 1.1, 0)
-        grid = _grid(now.shape)
-        back_there = cv2.remap(back, grid[0] + forth[..., 0], grid[1] + forth[..., 1], cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=1e4)
-        holds = np.linalg.norm(forth + back_there, axis=2) < 1.0
+        holds = flow_agrees(forth, back, slack=1.0, share=0.0)
         motion.append((forth, cv2.erode(holds.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)))
     return motion
-
-
-def _grid(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    return np.meshgrid(np.arange(shape[1], dtype=np.float32), np.arange(shape[0], dtype=np.float32))
 
 
 def flow_warping_error(frames: list[np.ndarray], motion: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """``warping_error`` for real footage: frame t+1 carried back onto frame t along the measured flow."""
     errors = []
     for (forth, holds), now, after in zip(motion, frames, frames[1:]):
-        grid = _grid(now.shape)
-        back = cv2.remap(after, grid[0] + forth[..., 0], grid[1] + forth[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
-        difference = (back.astype(np.float32) - now) / 255.0
+        difference = (along_flow(after, forth).astype(np.float32) - now) / 255.0
         errors.append(float((difference[holds] ** 2).mean()))
     return float(np.mean(errors))
 

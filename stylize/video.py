@@ -76,13 +76,11 @@ class Steadier:
         height, width = previous[1].shape[:2]
         scale = width / grey.shape[1]
         back_full = cv2.resize(back, (width, height), interpolation=cv2.INTER_LINEAR) * scale
-        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        carried = cv2.remap(previous[1], grid_x + back_full[..., 0], grid_y + back_full[..., 1], cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+        carried = along_flow(previous[1], back_full)
         if painted is None:
             self._previous = (grey, carried)
             return carried
-        consistent = _consistent(back, self._flow.calc(previous[0], grey, None))
+        consistent = flow_agrees(back, self._flow.calc(previous[0], grey, None)).astype(np.float32)
         weight = cv2.resize(cv2.GaussianBlur(consistent, (0, 0), 1.5), (width, height))[..., None] * self.keep
         carried = carried.astype(np.float32)
         # the carried painting takes the new painting's mean colour where it is carried: a change of light is
@@ -106,15 +104,20 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(grey, alpha=gain, beta=128.0 - gain * mean)
 
 
-def _consistent(back: np.ndarray, forth: np.ndarray) -> np.ndarray:
-    """1 where following ``back`` then ``forth`` returns to the same pixel (not occluded, not new), else 0."""
-    height, width = back.shape[:2]
+def along_flow(image: np.ndarray, flow: np.ndarray, border: int = cv2.BORDER_REPLICATE,
+               outside: float = 0.0) -> np.ndarray:
+    """``image`` read at each pixel plus ``flow`` (HxWx2, pixels): what the flow says was there."""
+    height, width = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    forth_there = cv2.remap(forth, grid_x + back[..., 0], grid_y + back[..., 1], cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=1e4)
-    error = np.linalg.norm(back + forth_there, axis=2)
-    motion = np.linalg.norm(back, axis=2)
-    return (error <= 0.5 + 0.05 * motion).astype(np.float32)
+    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=border,
+                     borderValue=outside)
+
+
+def flow_agrees(there: np.ndarray, back: np.ndarray, slack: float = 0.5, share: float = 0.05) -> np.ndarray:
+    """True where following ``there`` then ``back`` returns to the same pixel, within ``slack`` px plus ``share``
+    of the motion: not occluded, not newly seen."""
+    error = np.linalg.norm(there + along_flow(back, there, cv2.BORDER_CONSTANT, 1e4), axis=2)
+    return error <= slack + share * np.linalg.norm(there, axis=2)
 
 
 class FaceTracker:
