@@ -113,7 +113,8 @@ class Stylizer:
 
     def frames(self, frames: Iterable[np.ndarray], options: Options = VIDEO_PAINTING,
                video: VideoOptions = VideoOptions()) -> Iterator[np.ndarray]:
-        """Frames people bring themselves (HxWx3 uint8 RGB, in order), painted as ``video`` paints a file's."""
+        """Frames people bring themselves (HxWx3 uint8 RGB, in order), painted as ``video`` paints a file's: one
+        painting behind the input, since a frame between two paintings waits for the next (``paint_every``)."""
         from .video import paint_frames
 
         return paint_frames(self.pipeline, frames, options, video)

@@ -90,6 +90,23 @@ class Steadier:
         self._previous = (grey, steady)
         return steady
 
+    def between(self, frame: np.ndarray, carried: np.ndarray, later: np.ndarray, later_painting: np.ndarray,
+                share: float) -> np.ndarray:
+        """A frame between two paintings: ``carried`` (the earlier painting carried to it) moved ``share`` of the
+        way to ``later_painting`` carried back along the motion, as a codec's in-between frame. Carried forward
+        alone, a frame between repeats the earlier painting's strokes and the change comes in steps."""
+        grey, later_grey = _small_grey(frame), _small_grey(later)
+        if grey.shape != later_grey.shape or \
+                np.abs(grey.astype(np.float32) - later_grey).mean() / 255 > self.cut:
+            return carried
+        there = self._flow.calc(grey, later_grey, None)  # a pixel here -> where it is in the later frame
+        height, width = carried.shape[:2]
+        scale = width / grey.shape[1]
+        from_later = along_flow(later_painting, cv2.resize(there, (width, height)) * scale).astype(np.float32)
+        consistent = flow_agrees(there, self._flow.calc(later_grey, grey, None)).astype(np.float32)
+        weight = cv2.resize(cv2.GaussianBlur(consistent, (0, 0), 1.5), (width, height))[..., None] * share
+        return np.clip(carried + weight * (from_later - carried) + 0.5, 0, 255).astype(np.uint8)
+
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
     """The frame's luminance at most ``FLOW_SIDE`` px, normalised to one mean and spread: the flow assumes
@@ -189,17 +206,26 @@ def paint_frames(pipeline: "Pipeline", frames: Iterable[np.ndarray], options: Op
     steady = Steadier()
     tracker = FaceTracker(shared_face_finder(), video.detect_every) if options.faces else None
     crops = FaceCrops(pipeline.face_engine.stylize)
-    for index, frame in enumerate(frames):
+    waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # frames between paintings: (frame, working
+    for index, frame in enumerate(frames):                        # copy, the last painting carried to it)
         frame = np.ascontiguousarray(frame)
         faces = tracker(frame) if tracker else []  # followed on every frame, painted or carried
-        carried = None
         if index % video.paint_every:
-            carried = steady(working_copy(frame, options), None)
-        if carried is None:
-            canvas, source = pipeline.paint_canvas(frame, options, faces, crops)
-            crops.next_frame()
-            carried = steady(source, canvas)
-        yield pipeline.finish(carried, frame, options)
+            working = working_copy(frame, options)
+            carried = steady(working, None)
+            if carried is not None:
+                waiting.append((frame, working, carried))
+                continue
+        canvas, source = pipeline.paint_canvas(frame, options, faces, crops)
+        crops.next_frame()
+        painting = steady(source, canvas)
+        for order, (earlier, working, carried) in enumerate(waiting, 1):
+            share = order / (len(waiting) + 1)
+            yield pipeline.finish(steady.between(working, carried, source, painting, share), earlier, options)
+        waiting = []
+        yield pipeline.finish(painting, frame, options)
+    for earlier, _, carried in waiting:  # the clip ended before the next painting
+        yield pipeline.finish(carried, earlier, options)
 
 
 class FaceCrops:

@@ -181,6 +181,22 @@ def test_a_frame_between_paintings_carries_the_last_one_along_the_motion(astrona
     assert np.array_equal(steady(np.ascontiguousarray(255 - pan[1]), None), None)  # a cut: nothing to carry
 
 
+def test_a_frame_between_paintings_lies_between_them_along_the_motion(astronaut: np.ndarray) -> None:
+    from stylize.video import Steadier
+
+    pan = [np.ascontiguousarray(astronaut[100:356, 50 + 4 * i: 306 + 4 * i]) for i in range(3)]
+    earlier, later = (np.full_like(pan[0], 60), np.full_like(pan[0], 200))  # two paintings, 2 frames apart
+    steady = Steadier()
+    between = steady.between(pan[1], earlier, pan[2], later, 0.5).astype(np.float32)[8:-8, 8:-8]
+    assert abs(between.mean() - 130) < 4 and between.std() < 8  # half way, everywhere the motion is followed
+    scene = np.ascontiguousarray(255 - pan[2])  # a painting of the later frame: carried back 4 px, not left put
+    carried_back = steady.between(pan[1], earlier, pan[2], scene, 1.0).astype(np.float32)[8:-8, 8:-8]
+    moved, stayed = (np.abs(carried_back - (255 - pan[1][8:-8, 8:-8])).mean(),
+                     np.abs(carried_back - scene[8:-8, 8:-8]).mean())
+    assert moved < 4.0 < stayed
+    assert np.array_equal(steady.between(pan[1], earlier, np.ascontiguousarray(255 - pan[2]), later, 0.5), earlier)
+
+
 def test_a_face_crop_is_painted_every_other_frame_and_reused_between(astronaut: np.ndarray) -> None:
     from stylize.pipeline import shared_face_finder
     from stylize.video import FaceCrops
