@@ -67,21 +67,15 @@ class Steadier:
         the motion to ``frame`` alone (None where there is nothing to carry: the first frame, or a cut)."""
         grey = _small_grey(frame)
         previous, self._previous = self._previous, None
-        if previous is None or previous[0].shape != grey.shape or \
-                np.abs(grey.astype(np.float32) - previous[0]).mean() / 255 > self.cut:
+        if previous is None or self._is_cut(grey, previous[0]):
             if painted is not None:
                 self._previous = (grey, painted)
             return painted
-        back = self._flow.calc(grey, previous[0], None)  # current pixel -> where it was
-        height, width = previous[1].shape[:2]
-        scale = width / grey.shape[1]
-        back_full = cv2.resize(back, (width, height), interpolation=cv2.INTER_LINEAR) * scale
-        carried = along_flow(previous[1], back_full)
+        carried, back = self._carried(previous[1], grey, previous[0])
         if painted is None:
             self._previous = (grey, carried)
             return carried
-        consistent = flow_agrees(back, self._flow.calc(previous[0], grey, None)).astype(np.float32)
-        weight = cv2.resize(cv2.GaussianBlur(consistent, (0, 0), 1.5), (width, height))[..., None] * self.keep
+        weight = self._agreement(back, grey, previous[0], carried.shape) * self.keep
         carried = carried.astype(np.float32)
         # the carried painting takes the new painting's mean colour where it is carried: a change of light is
         # followed at once, while the strokes stay
@@ -96,16 +90,30 @@ class Steadier:
         way to ``later_painting`` carried back along the motion, as a codec's in-between frame. Carried forward
         alone, a frame between repeats the earlier painting's strokes and the change comes in steps."""
         grey, later_grey = _small_grey(frame), _small_grey(later)
-        if grey.shape != later_grey.shape or \
-                np.abs(grey.astype(np.float32) - later_grey).mean() / 255 > self.cut:
+        if self._is_cut(grey, later_grey):
             return carried
-        there = self._flow.calc(grey, later_grey, None)  # a pixel here -> where it is in the later frame
-        height, width = carried.shape[:2]
-        scale = width / grey.shape[1]
-        from_later = along_flow(later_painting, cv2.resize(there, (width, height)) * scale).astype(np.float32)
-        consistent = flow_agrees(there, self._flow.calc(later_grey, grey, None)).astype(np.float32)
-        weight = cv2.resize(cv2.GaussianBlur(consistent, (0, 0), 1.5), (width, height))[..., None] * share
-        return np.clip(carried + weight * (from_later - carried) + 0.5, 0, 255).astype(np.uint8)
+        from_later, there = self._carried(later_painting, grey, later_grey)
+        weight = self._agreement(there, grey, later_grey, carried.shape) * share
+        return np.clip(carried + weight * (from_later.astype(np.float32) - carried) + 0.5, 0, 255).astype(np.uint8)
+
+    def _is_cut(self, grey: np.ndarray, other: np.ndarray) -> bool:
+        return grey.shape != other.shape or np.abs(grey.astype(np.float32) - other).mean() / 255 > self.cut
+
+    def _carried(self, painting: np.ndarray, grey: np.ndarray,
+                 painted_grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``painting``, of the frame whose small grey is ``painted_grey``, carried along the motion to the frame
+        whose small grey is ``grey``; the flow from each pixel of ``grey`` to its place in ``painted_grey``)."""
+        flow = self._flow.calc(grey, painted_grey, None)
+        height, width = painting.shape[:2]
+        scaled = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * (width / grey.shape[1])
+        return along_flow(painting, scaled), flow
+
+    def _agreement(self, flow: np.ndarray, grey: np.ndarray, painted_grey: np.ndarray,
+                   shape: tuple[int, ...]) -> np.ndarray:
+        """HxWx1, 0-1 at a painting's ``shape``: where ``flow`` agrees with the flow measured the other way,
+        softened so that occluded and newly seen pixels fade into the new frame."""
+        agrees = flow_agrees(flow, self._flow.calc(painted_grey, grey, None)).astype(np.float32)
+        return cv2.resize(cv2.GaussianBlur(agrees, (0, 0), 1.5), (shape[1], shape[0]))[..., None]
 
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
@@ -206,8 +214,9 @@ def paint_frames(pipeline: "Pipeline", frames: Iterable[np.ndarray], options: Op
     steady = Steadier()
     tracker = FaceTracker(shared_face_finder(), video.detect_every) if options.faces else None
     crops = FaceCrops(pipeline.face_engine.stylize)
-    waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # frames between paintings: (frame, working
-    for index, frame in enumerate(frames):                        # copy, the last painting carried to it)
+    # frames between paintings, each (frame, its working copy, the last painting carried to it)
+    waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for index, frame in enumerate(frames):
         frame = np.ascontiguousarray(frame)
         faces = tracker(frame) if tracker else []  # followed on every frame, painted or carried
         if index % video.paint_every:
