@@ -716,6 +716,34 @@ def test_a_catalogue_continues_from_its_shipped_files(tmp_path: Path, astronaut:
                        shipped["encoder.0.norm.weight"])
 
 
+def test_a_catalogue_starts_from_one_paintings_network(tmp_path: Path, astronaut: np.ndarray,
+                                                       tiny_lossnet: None) -> None:
+    """--init with a one-style network and two paintings: both rows start as its row, and the run's two styles
+    come apart and blend."""
+    from stylize.catalogue import read_selection, select
+    from stylize.network import StyleNet
+    from stylize.training.train import build_model
+    from stylize.weights import is_trunk
+
+    content, stripes = make_data(tmp_path, astronaut)
+    network = train(config(tmp_path, content, stripes, steps=2))
+    own = load_weights(network).state_dict()
+    cfg = replace(config(tmp_path, content, stripes, steps=3), name="pair", init=str(network), lr=0.05,
+                  style_images=(str(stripes), str(make_second_painting(tmp_path))))
+    started = build_model(cfg).state_dict()
+    assert started["encoder.0.norm.weight"].shape[0] == 2
+    assert all(torch.equal(started[name], own[name].expand_as(started[name])) for name in own)
+    trunk = train(cfg)
+    assert is_trunk(trunk)
+    x = torch.rand(1, 3, 32, 32)
+    stripes_row, dots, half = (StyleNet.from_weights(read_selection(select(name, tmp_path)))
+                               for name in ("style", "dots", "style:1,dots:1"))
+    with torch.no_grad():
+        assert not torch.allclose(stripes_row(x), dots(x))  # the rows came apart
+        assert torch.allclose(half.encoder[0].norm.weight, (stripes_row.encoder[0].norm.weight
+                                                            + dots.encoder[0].norm.weight) / 2, atol=1e-6)
+
+
 def test_a_face_row_trains_on_a_whole_network_and_leaves_it_alone(tmp_path: Path, astronaut: np.ndarray,
                                                                    tiny_lossnet: None) -> None:
     """A style's face row: --trunk is the style's own network; the row starts as the style's row, learns alone,

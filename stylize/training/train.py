@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 from ..errors import StylizeError
 from ..engines.torch import default_dtype, resolve_device
 from ..network import NormPass, StyleNet, load_rows, load_weights
-from ..weights import NORM_PARAMETERS, Architecture, identity_row, is_trunk, mix_rows, read_rows, rows_on
+from ..weights import (NORM_PARAMETERS, Architecture, identity_row, is_trunk, mix_rows, read_metadata, read_rows,
+                       rows_on)
 from . import losses
 from .config import TrainConfig
 from .data import StepBatches, list_content_images
@@ -80,13 +81,22 @@ def build_model(cfg: TrainConfig) -> StyleNet:
         return model
     model = StyleNet(Architecture(cfg.widths, cfg.res_blocks, styles=len(cfg.style_names), upsample=cfg.upsample))
     if cfg.init:
-        start_from = load_catalogue(Path(cfg.init), cfg.style_names) if is_trunk(Path(cfg.init)) \
-            else load_weights(Path(cfg.init))
+        start_from = load_start(Path(cfg.init), cfg.style_names)
         if replace(start_from.arch, upsample=cfg.upsample) != model.arch:
             raise StylizeError(f"--init {cfg.init} is a {start_from.arch} network; this run trains a {model.arch}: "
                                "pass --widths to match it")
         model.load_state_dict(start_from.state_dict())
     return model
+
+
+def load_start(init: Path, names: list[str]) -> StyleNet:
+    """What ``--init`` names, as a network for these styles: a catalogue from its files, or a whole network; one
+    painting's network starts every row of a catalogue as its own row (new styles that blend, from a good start)."""
+    if is_trunk(init):
+        return load_catalogue(init, names)
+    if len(names) > 1 and Architecture.from_metadata(read_metadata(init), str(init)).styles == 1:
+        return load_rows(init, [(init, None)] * len(names))
+    return load_weights(init)
 
 
 def load_catalogue(trunk: Path, names: list[str]) -> StyleNet:
