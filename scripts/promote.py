@@ -10,7 +10,8 @@ the export goes to ``trunks/TRUNK.unshipped/`` (so training can go on from the f
 are not named stop shipping. Rows trained on the shipped trunk itself (``stylize train --trunk``, the export carries
 the same trunk): the named rows ship, leaving ``unshipped/``, and nothing else changes. A shipped style's
 hand-checked metadata (title, provenance, face strength...) is kept; architecture, training record and checksums
-are the candidate's. Then the onnxruntime graphs are made current (``stylize export``).
+are the candidate's. A trunk that no shipped style paints with any more leaves the package. Then the onnxruntime
+graphs are made current (``stylize export``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,11 @@ def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[s
     if missing:
         raise SystemExit(f"not in {export}: {', '.join(sorted(missing))}")
     shutil.copyfile(export_trunk, trunks / f"{trunk}.safetensors")
-    shutil.copyfile(identity_row(export_trunk), identity_row(trunks / f"{trunk}.safetensors"))
+    shipped_identity = identity_row(trunks / f"{trunk}.safetensors")
+    if identity_row(export_trunk).is_file():  # trained with --identity-style
+        shutil.copyfile(identity_row(export_trunk), shipped_identity)
+    else:
+        shipped_identity.unlink(missing_ok=True)
     unshipped = trunks / f"{trunk}.unshipped"
     shutil.rmtree(unshipped, ignore_errors=True)
     unshipped.mkdir()
@@ -97,6 +102,19 @@ def promote_rows(export: Path, root: Path, ship: list[str], trunk: str) -> None:
         kept_row = root / "weights" / "trunks" / f"{trunk}.unshipped" / f"{name}.safetensors"
         ship_style(name, export, root, trunk, kept_row)
         kept_row.unlink(missing_ok=True)
+
+
+def drop_unused_trunks(root: Path) -> list[str]:
+    """Trunks no shipped style paints with any more (their last row shipped as a network of its own): their
+    weights, graph, identity row and unshipped rows leave the package (git keeps them)."""
+    trunks = root / "weights" / "trunks"
+    used = {style.trunk for style in list_styles(root)}
+    dropped = [path for path in sorted(trunks.glob("*.safetensors")) if is_trunk(path) and path not in used]
+    for trunk in dropped:
+        for path in (trunk, trunk.with_suffix(".onnx"), identity_row(trunk)):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(trunks / f"{trunk.stem}.unshipped", ignore_errors=True)
+    return [trunk.stem for trunk in dropped]
 
 
 def main() -> None:
@@ -119,6 +137,8 @@ def main() -> None:
     else:
         for name in args.styles:
             ship_style(name, args.export, args.root)
+    for trunk in drop_unused_trunks(args.root):
+        print(f"weights/trunks/{trunk}: no shipped style paints with it any more; removed")
     for graph, styles in export_catalogue(args.root):
         print(f"{graph}: {', '.join(style.name for style in styles)}")
 

@@ -94,29 +94,33 @@ def tampered(path: Path, change) -> Path:  # noqa: ANN001  (a function changing 
     return out
 
 
-def shipped_row_pair() -> tuple[str, str]:
-    """Two shipped styles that are rows of one multi-style network (which styles are rows changes as they are
-    retrained as networks of their own)."""
+def shipped_rows() -> tuple[Path, list[str]]:
+    """A shipped multi-style network's trunk and its styles, two at least (which styles are rows changes as
+    they are retrained)."""
     from stylize.catalogue import list_styles
 
     by_trunk: dict[Path, list[str]] = {}
     for style in list_styles(PROJECT):
         if style.trunk is not None:
             by_trunk.setdefault(style.trunk, []).append(style.name)
-    first, second = next(names for names in by_trunk.values() if len(names) >= 2)[:2]
+    return next((trunk, names) for trunk, names in sorted(by_trunk.items()) if len(names) >= 2)
+
+
+def shipped_row_pair() -> tuple[str, str]:
+    """Two shipped styles that are rows of one multi-style network."""
+    first, second = shipped_rows()[1][:2]
     return first, second
 
 
 def install_catalogue_rows(root: Path, rows: dict[str, str | None]) -> Path:
-    """The shipped catalogue's trunk (weights and ONNX graph) in the catalogue at ``root``, with one style per
-    entry of ``rows``: name -> the painting whose row of that trunk it takes (a shipped row, or one kept in
-    ``weights/trunks/catalogue.unshipped/`` once its style ships as a network of its own), or None for a row of
-    zeros (which paints every photo one flat colour). Returns the trunk."""
+    """A shipped multi-style trunk (weights and ONNX graph), as ``catalogue``, in the catalogue at ``root``, with
+    one style per entry of ``rows``: name -> the shipped style whose row it takes (one of ``shipped_rows()``), or
+    None for a row of zeros (which paints every photo one flat colour). Returns the trunk."""
     from safetensors.numpy import save_file
 
     from stylize.weights import FORMAT_VERSION, file_sha256, read_metadata
 
-    shipped_trunk = PROJECT / "weights" / "trunks" / "catalogue.safetensors"
+    shipped_trunk = shipped_rows()[0]
     (root / "weights" / "trunks").mkdir(parents=True, exist_ok=True)
     (root / "styles").mkdir(exist_ok=True)
     for suffix in (".safetensors", ".onnx"):
@@ -130,9 +134,7 @@ def install_catalogue_rows(root: Path, rows: dict[str, str | None]) -> Path:
             save_file(zeros, str(target), metadata={"format_version": FORMAT_VERSION, "kind": "style-row",
                                                     "trunk_sha256": trunk_sha256})
         else:
-            shipped = PROJECT / "weights" / f"{painting}.safetensors"
-            kept = shipped_trunk.parent / "catalogue.unshipped" / f"{painting}.safetensors"
-            shutil.copy(shipped if read_metadata(shipped).get("trunk_sha256") == trunk_sha256 else kept, target)
+            shutil.copy(PROJECT / "weights" / f"{painting}.safetensors", target)
         record = {"name": name, "title": name.replace("_", " ").title(), "artist": "pytest", "licence": "CC0",
                   "trunk": "catalogue", "trunk_sha256": trunk_sha256, "weights_sha256": file_sha256(target),
                   "architecture": {**arch.to_metadata(), "styles": "1"}, "training": {"steps": 1, "seconds": 1.0}}

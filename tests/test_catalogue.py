@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 
 import stylize
-from conftest import install_catalogue_rows, install_shipped_style, needs_torch, tampered
+from conftest import install_catalogue_rows, install_shipped_style, needs_torch, shipped_row_pair, tampered
 
 
 @pytest.fixture()
 def rows_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``warm`` and ``cool``: two rows of the shipped catalogue trunk (two paintings); ``solo``: a whole network."""
-    install_catalogue_rows(tmp_path, {"warm": "almond_blossom", "cool": "starry_night"})
+    """``warm`` and ``cool``: two rows of a shipped multi-style trunk (two paintings); ``solo``: a whole network."""
+    install_catalogue_rows(tmp_path, dict(zip(("warm", "cool"), shipped_row_pair())))
     for name in ("warm", "cool"):
         meta_path = tmp_path / "styles" / f"{name}.json"
         meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "licence": "CC0"}))
@@ -217,6 +217,37 @@ def test_promote_records_what_a_whole_network_was_trained_from(
             assert chained == {"weights_sha256": never_shipped, "file": "runs/x/weights/solo.safetensors"}
         else:
             assert chained["weights_sha256"] == init_sha256 and chained["steps"] == before["training"]["steps"]
+
+
+@needs_torch  # promotion re-exports the graphs
+def test_promote_drops_a_trunk_once_its_last_style_ships_whole(
+        rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scripts.promote import main as promote
+    from stylize.weights import file_sha256
+
+    trunks = rows_catalogue / "weights" / "trunks"
+    (trunks / "catalogue.unshipped").mkdir()
+    shutil.copyfile(rows_catalogue / "weights" / "cool.safetensors", trunks / "catalogue.unshipped" / "old.safetensors")
+    export = rows_catalogue / "runs" / "export-whole"
+    (export / "weights").mkdir(parents=True)
+    (export / "styles").mkdir()
+    solo = json.loads((rows_catalogue / "styles" / "solo.json").read_text())
+    for name in ("warm", "cool"):  # both rows retrained as whole networks (here: solo's)
+        shutil.copyfile(rows_catalogue / "weights" / "solo.safetensors", export / "weights" / f"{name}.safetensors")
+        Image.fromarray(astronaut[::8, ::8]).save(export / "styles" / f"{name}.jpg")
+        (export / "styles" / f"{name}.json").write_text(json.dumps({
+            "name": name, "architecture": solo["architecture"], "weights_sha256": solo["weights_sha256"],
+            "training": {"recipe": {}, "init_sha256": file_sha256(rows_catalogue / "weights" / "solo.safetensors"),
+                         "steps": 7, "seconds": 1.0}}))
+    monkeypatch.setattr(sys, "argv", ["promote.py", str(export), "warm", "--root", str(rows_catalogue)])
+    promote()
+    assert (trunks / "catalogue.safetensors").is_file()  # cool still paints with it
+    monkeypatch.setattr(sys, "argv", ["promote.py", str(export), "cool", "--root", str(rows_catalogue)])
+    promote()
+    assert list(trunks.iterdir()) == []  # weights, graph and unshipped rows gone with the last style
+    assert [style.trunk for style in stylize.list_styles()] == [None, None, None]
+    painted = np.asarray(stylize.stylize(astronaut[::4, ::4], "cool", device="cpu", faces=False))
+    assert np.array_equal(painted, np.asarray(stylize.stylize(astronaut[::4, ::4], "solo", device="cpu", faces=False)))
 
 
 @needs_torch  # promotion re-exports the graphs

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TEST_STYLE, install_catalogue_rows, install_shipped_style
+from conftest import TEST_STYLE, install_catalogue_rows, install_shipped_style, shipped_row_pair
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -282,7 +282,7 @@ def test_the_page_in_a_real_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from selenium.webdriver.support.ui import WebDriverWait
 
     root = tmp_path / "catalogue"
-    install_catalogue_rows(root, {"warm": "almond_blossom", "cool": "starry_night"})
+    install_catalogue_rows(root, dict(zip(("warm", "cool"), shipped_row_pair())))
     install_shipped_style(root, "starry_night", TEST_STYLE, title="Test style (a note that is not part of the name)",
                           artist="pytest")
     monkeypatch.setenv("STYLIZE_HOME", str(root))
