@@ -5,7 +5,7 @@ provenance, licence, the architecture, the training recipe and the weights' sha2
 ``weights/<name>.safetensors`` holds the network, or, for a style of a multi-style
 network (``"trunk"`` in its metadata), its normalisation row on the shared
 ``weights/trunks/<trunk>.safetensors``; ``styles/<name>.jpg`` is a preview.
-Styles of one trunk blend: ``starry_night:0.6,udnie:0.4`` mixes their rows.
+Styles of one trunk blend: ``signac_meadow:0.6,chestnut_trees:0.4`` mixes their rows.
 The root is the project folder (an installed wheel carries it as ``stylize/shipped/``), or
 ``$STYLIZE_HOME`` when set.
 """
