@@ -86,11 +86,11 @@ def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[s
         shipped_identity.unlink(missing_ok=True)
     unshipped = trunks / f"{trunk}.unshipped"
     shutil.rmtree(unshipped, ignore_errors=True)
-    unshipped.mkdir()
     for name, row in rows.items():
         if name in ship:
             ship_style(name, export, root, trunk)
         else:
+            unshipped.mkdir(exist_ok=True)
             shutil.copyfile(row, unshipped / row.name)
     for name in shipped_before - set(ship):  # rows of the old trunk that do not pass on the new one
         stop_shipping(name, root)
