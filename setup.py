@@ -8,7 +8,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 #: The shipped catalogue: styles' records and previews, networks, trunks and ONNX graphs; not the rows kept from
-#: training in weights/trunks/*.unshipped/.
+#: training in weights/trunks/*.unshipped/, nor the styles that left the catalogue (weights/unshipped/).
 SHIPPED = ("styles/*.json", "styles/*.jpg", "weights/*.safetensors", "weights/*.onnx",
            "weights/trunks/*.safetensors", "weights/trunks/*.onnx")
 

@@ -12,6 +12,11 @@ the same trunk): the named rows ship, leaving ``unshipped/``, and nothing else c
 hand-checked metadata (title, provenance, face strength...) is kept; architecture, training record and checksums
 are the candidate's. A trunk that no shipped style paints with any more leaves the package. Then the onnxruntime
 graphs are made current (``stylize export``).
+
+    .venv/bin/python -m scripts.promote --unship mona_lisa --why "hatching 12 > 2 x the painting's 4"
+
+A style that misses the targets leaves the package: its network, preview and record (with why) go to
+``weights/unshipped/``, outside the wheel, so training can go on from them.
 """
 
 from __future__ import annotations
@@ -71,6 +76,20 @@ def stop_shipping(name: str, root: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def unship(name: str, why: str, root: Path) -> None:
+    """``name`` stops shipping; its network, preview and record (``unshipped``: why) wait in ``weights/unshipped/``."""
+    record_path, kept = root / "styles" / f"{name}.json", root / "weights" / "unshipped"
+    if not record_path.is_file():
+        raise SystemExit(f"{name} is not a shipped style")
+    kept.mkdir(exist_ok=True)
+    StyleRecord.read(record_path).updated(unshipped=why, graph_sha256=None).write(kept / f"{name}.json")
+    for path in (root / "weights" / f"{name}.safetensors", root / "styles" / f"{name}.jpg"):
+        if path.is_file():
+            shutil.move(path, kept / path.name)
+    for path in (record_path, root / "weights" / f"{name}.onnx"):
+        path.unlink(missing_ok=True)
+
+
 def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[str], trunk: str) -> None:
     trunks = root / "weights" / "trunks"
     shipped_before = {style.name for style in list_styles(root) if style.trunk == trunks / f"{trunk}.safetensors"}
@@ -117,26 +136,41 @@ def drop_unused_trunks(root: Path) -> list[str]:
     return [trunk.stem for trunk in dropped]
 
 
+def ship_from(export: Path, styles: list[str], trunk: str, root: Path) -> None:
+    export_trunks = [path for path in sorted((export / "weights" / "trunks").glob("*.safetensors"))
+                     if is_trunk(path)]  # not its identity row
+    if len(export_trunks) > 1:
+        raise SystemExit(f"{export}: more than one trunk")
+    shipped_trunk = root / "weights" / "trunks" / f"{trunk}.safetensors"
+    if export_trunks and shipped_trunk.is_file() and file_sha256(export_trunks[0]) == file_sha256(shipped_trunk):
+        promote_rows(export, root, styles, trunk)
+    elif export_trunks:
+        promote_catalogue(export_trunks[0], export, root, styles, trunk)
+    else:
+        for name in styles:
+            ship_style(name, export, root)
+
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("export", type=Path, help="the candidate: DIR/weights and DIR/styles")
-    parser.add_argument("styles", nargs="+", help="the styles to ship")
+    parser.add_argument("export", type=Path, nargs="?", help="the candidate: DIR/weights and DIR/styles")
+    parser.add_argument("styles", nargs="*", help="the styles to ship")
+    parser.add_argument("--unship", nargs="+", default=[], metavar="STYLE", help="styles that stop shipping")
+    parser.add_argument("--why", help="with --unship: the targets they miss, kept in their records")
     parser.add_argument("--trunk", default="catalogue",
                         help="the shipped catalogue a candidate trunk replaces (a new name ships a second trunk)")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args()
-    export_trunks = [path for path in sorted((args.export / "weights" / "trunks").glob("*.safetensors"))
-                     if is_trunk(path)]  # not its identity row
-    if len(export_trunks) > 1:
-        raise SystemExit(f"{args.export}: more than one trunk")
-    shipped_trunk = args.root / "weights" / "trunks" / f"{args.trunk}.safetensors"
-    if export_trunks and shipped_trunk.is_file() and file_sha256(export_trunks[0]) == file_sha256(shipped_trunk):
-        promote_rows(args.export, args.root, args.styles, args.trunk)
-    elif export_trunks:
-        promote_catalogue(export_trunks[0], args.export, args.root, args.styles, args.trunk)
+    if args.unship:
+        if not args.why:
+            parser.error("--unship needs --why (the targets missed, kept in the record)")
+        for name in args.unship:
+            unship(name, args.why, args.root)
+    elif not (args.export and args.styles):
+        parser.error("name a candidate and the styles to ship, or --unship STYLE... --why TEXT")
     else:
-        for name in args.styles:
-            ship_style(name, args.export, args.root)
+        ship_from(args.export, args.styles, args.trunk, args.root)
     for trunk in drop_unused_trunks(args.root):
         print(f"weights/trunks/{trunk}: no shipped style paints with it any more; removed")
     for graph, styles in export_catalogue(args.root):

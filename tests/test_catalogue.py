@@ -251,6 +251,31 @@ def test_promote_drops_a_trunk_once_its_last_style_ships_whole(
 
 
 @needs_torch  # promotion re-exports the graphs
+def test_unship_keeps_a_style_and_why_outside_the_package(
+        rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scripts.promote import main as promote
+
+    solo_weights = (rows_catalogue / "weights" / "solo.safetensors").read_bytes()
+    monkeypatch.setattr(sys, "argv", ["promote.py", "--unship", "solo", "--why", "misses a target",
+                                      "--root", str(rows_catalogue)])
+    promote()
+    kept = rows_catalogue / "weights" / "unshipped"
+    assert (kept / "solo.safetensors").read_bytes() == solo_weights
+    assert json.loads((kept / "solo.json").read_text())["unshipped"] == "misses a target"
+    assert not list(rows_catalogue.glob("*/solo.*")) and sorted(s.name for s in stylize.list_styles()) == ["cool", "warm"]
+    with pytest.raises(stylize.StylizeError, match="solo"):
+        stylize.stylize(astronaut[::8, ::8], "solo", device="cpu")
+    monkeypatch.setattr(sys, "argv", ["promote.py", "--unship", "warm", "cool", "--why", "x", "--root",
+                                      str(rows_catalogue)])
+    promote()  # the trunk's last styles: the trunk goes with them
+    assert stylize.list_styles() == [] and list((rows_catalogue / "weights" / "trunks").iterdir()) == []
+    for argv, message in ((["--unship", "solo", "--why", "x"], "not a shipped style"), (["--unship", "solo"], None)):
+        monkeypatch.setattr(sys, "argv", ["promote.py", *argv, "--root", str(rows_catalogue)])
+        with pytest.raises(SystemExit, match=message):
+            promote()
+
+
+@needs_torch  # promotion re-exports the graphs
 def test_promote_ships_rows_learnt_on_the_shipped_trunk_and_nothing_else(
         rows_catalogue: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.numpy import load_file, save_file
