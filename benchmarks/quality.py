@@ -19,6 +19,10 @@ back keeps every face), so no column is enough alone:
 - **MediaPipe survival**: the face mesh found again at each face (``FaceFinder.check``).
 - **photo share of faces**: how much of the photo's own face detail the default output keeps over
   the fully painted face (``photo_share``): 0 painted, 1 the photo pasted back.
+- **face lightness**: the median luma of each face box, the output's minus the photo's (luma 0-255),
+  averaged over faces. Tonal layout is a rank measure and cannot see a face painted lighter all over (dark
+  skin made pale, dark hair made mid-grey); the peer's figure beside ours says how far the painting's palette
+  moves a face by itself.
 - **hatching**: the strongest spectral peak at the decoder's stamp frequencies (``hatch_peak``),
   the output's median over photos against the painting's own.
 
@@ -127,6 +131,12 @@ def photo_share(photo: np.ndarray, default: np.ndarray, painted: np.ndarray, box
     return float(np.abs(d - f).mean()) / below if below > 0 else 0.0
 
 
+def face_lightness(photo: np.ndarray, output: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Median luma of the output's face in ``box`` minus the photo's: above 0 the face was painted lighter."""
+    x0, y0, x1, y1 = box
+    return float(np.median(luminance(output[y0:y1, x0:x1])) - np.median(luminance(photo[y0:y1, x0:x1])))
+
+
 def hatch_peak(rgb: np.ndarray, scale: float = 1.0) -> float:
     """The strongest of ``HATCH_FREQUENCIES`` (times ``scale``: working size over image size) in the luminance's
     power spectrum, as a multiple of the median power around it (a periodic stamp stands out by orders of
@@ -199,6 +209,7 @@ class Scores:
     identity_small: list[float] = field(default_factory=list)
     survived: list[bool] = field(default_factory=list)
     share: list[float] = field(default_factory=list)
+    lightness: list[float] = field(default_factory=list)
     hatch: list[float] = field(default_factory=list)
 
     @staticmethod
@@ -212,11 +223,12 @@ class Scores:
                 f"{statistics.mean(self.style):.3f}", self.kept(self.identity_large), self.kept(self.identity_small),
                 f"{100 * statistics.mean(self.survived):.0f} %" if self.survived else "–",
                 f"{statistics.mean(self.share):.2f}" if self.share else "–",
+                f"{statistics.mean(self.lightness):+.0f}" if self.lightness else "–",
                 f"{statistics.median(self.hatch):.0f} / {painting_hatch:.0f}"]
 
 
 COLUMNS = ["tonal layout", "ToneLayout distance", "style distance", f"identity, faces ≥ {LARGE_FACE} px",
-           "identity, smaller", "MediaPipe survival", "photo share of faces", "hatching peak: output / painting"]
+           "identity, smaller", "MediaPipe survival", "photo share of faces", "face lightness", "hatching peak: output / painting"]
 
 
 def misses(ours: Scores, peer: Scores | None, painting_hatch: float) -> list[str]:
@@ -263,12 +275,13 @@ def face_sheet(rows: list[tuple[str, list[tuple[np.ndarray, str]]]]) -> Image.Im
 
 
 def peer_outputs(style, photos: dict[str, np.ndarray], cache: Path, device: str) -> dict[str, np.ndarray]:  # noqa: ANN001
-    """The peer's painting of every photo, from ``cache`` when it holds one for this painting's bytes."""
+    """The peer's painting of every photo, from ``cache`` when it holds one for this painting's and this photo's
+    pixels (a photo set that changed between runs is painted anew, never compared against stale paintings)."""
     folder = cache / hashlib.sha256(style.painting.read_bytes()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     outputs, render = {}, None
     for name, rgb in photos.items():
-        path = folder / f"{name}.png"
+        path = folder / f"{name}-{hashlib.sha256(rgb.tobytes()).hexdigest()[:12]}.png"
         if not path.is_file():
             render = render or dict(renderers(style, ["peer"], device))["peer"]
             Image.fromarray(render(rgb)).save(path)
@@ -297,8 +310,9 @@ def main() -> None:
     photo_faces = {name: [identity.descriptor(rgb, face_box(face, rgb.shape)) for face in faces[name]]
                    for name, rgb in photos.items()}
     large = sum(is_large(face, photos[name].shape) for name in faces for face in faces[name])
-    print(f"{len(photos)} photos, {sum(map(len, faces.values()))} faces ({large} of at least {LARGE_FACE} px)",
-          flush=True)
+    photo_set = hashlib.sha256(b"".join(hashlib.sha256(rgb.tobytes()).digest() for rgb in photos.values()))
+    print(f"{len(photos)} photos (pixels' sha256 {photo_set.hexdigest()[:12]}: tables compare only within one set), "
+          f"{sum(map(len, faces.values()))} faces ({large} of at least {LARGE_FACE} px)", flush=True)
     rows: dict[str, list[str]] = {}
     verdicts: dict[str, list[str]] = {}
     for style in parse_styles(args.styles, args.painting_dir):
@@ -330,6 +344,7 @@ def main() -> None:
                     d = identity.distance(reference, output, box)
                     (s.identity_large if large else s.identity_small).append(d)
                     s.survived.append(finder.check(output, face).survived)
+                    s.lightness.append(face_lightness(rgb, output, box))
                     tiles.append((output[shown[1]:shown[3], shown[0]:shown[2]], f"{method} {d:.2f}"))
                 scores["stylize"].share.append(photo_share(rgb, outputs["stylize"], fully_painted, box))
                 if large and (not args.sheet_photos or name in args.sheet_photos):

@@ -233,6 +233,8 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{row[c] * 1e3:.2f} ({row[c] / footage[c]:.1f}x)" for c in columns)
               + "".join(" | –" if faces_kept[name][c] is None else f" | {faces_kept[name][c]:.0%}" for c in face_columns)
               + f" | {speed[name]:.2f} |")
+    steady, each = rows["stylize, steady"], rows["stylize, frame by frame"]  # the target: at most half
+    print("\nsteady / frame by frame: " + ", ".join(f"{c} {steady[c] / each[c]:.3f}" for c in columns))
     print(f"\n`stylize video` on the pan as a 720p mp4, start to written file: {command_fps:.2f} fps")
     if args.strip:  # three frames in a row of each method, around the face: flicker shows as change between them
         Image.fromarray(np.vstack(list(strips.values()))).save(args.strip, quality=90)

@@ -106,7 +106,8 @@ class VideoOptions:
     #: faces are searched for anew every this many frames, and followed by the face mesh in between
     detect_every: int = 5
     #: with ``stabilise``, the networks paint every this many frames; the frames between carry the last painting
-    #: along the motion (1: every frame painted, at about half the frame rate)
+    #: along the motion (1: every frame painted, at about half the frame rate); a frame whose light changes is
+    #: painted anyway
     paint_every: int = 2
 
     def validated(self) -> "VideoOptions":

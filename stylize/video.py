@@ -44,6 +44,9 @@ FLOW_SIDE = 640
 FADE_FRAMES, FOLLOW = 6, 0.6
 #: A face's crop is painted every this many frames, and reused in between (``FaceCrops``).
 FACE_REPAINT_EVERY = 2
+#: A frame whose mean brightness differs from the last painted frame's by more than this share is painted, not
+#: made from the paintings either side: the strokes answer a change of light, which carrying cannot follow.
+LIGHT_CHANGE = 0.01
 
 
 def _av():  # noqa: ANN202
@@ -216,10 +219,12 @@ def paint_frames(pipeline: "Pipeline", frames: Iterable[np.ndarray], options: Op
     crops = FaceCrops(pipeline.face_engine.stylize)
     # frames between paintings, each (frame, its working copy, the last painting carried to it)
     waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    painted_light = None  # the mean brightness of the last painted frame
     for index, frame in enumerate(frames):
         frame = np.ascontiguousarray(frame)
         faces = tracker(frame) if tracker else []  # followed on every frame, painted or carried
-        if index % video.paint_every:
+        light = float(np.mean(cv2.mean(frame)[:3]))
+        if index % video.paint_every and not _light_changed(light, painted_light):
             working = working_copy(frame, options)
             carried = steady(working, None)
             if carried is not None:
@@ -227,6 +232,7 @@ def paint_frames(pipeline: "Pipeline", frames: Iterable[np.ndarray], options: Op
                 continue
         canvas, source = pipeline.paint_canvas(frame, options, faces, crops)
         crops.next_frame()
+        painted_light = light
         painting = steady(source, canvas)
         for order, (earlier, working, carried) in enumerate(waiting, 1):
             share = order / (len(waiting) + 1)
@@ -235,6 +241,10 @@ def paint_frames(pipeline: "Pipeline", frames: Iterable[np.ndarray], options: Op
         yield pipeline.finish(painting, frame, options)
     for earlier, _, carried in waiting:  # the clip ended before the next painting
         yield pipeline.finish(carried, earlier, options)
+
+
+def _light_changed(light: float, painted_light: float | None) -> bool:
+    return painted_light is not None and abs(light - painted_light) > LIGHT_CHANGE * max(painted_light, 1.0)
 
 
 class FaceCrops:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.quality import IdentityJudge, face_box, face_detail, hatch_peak, photo_share, tonal_layout
+from benchmarks.quality import (IdentityJudge, face_box, face_detail, face_lightness, hatch_peak, photo_share,
+                                tonal_layout)
 
 
 def smooth_picture(size: int = 256, seed: int = 0) -> np.ndarray:
@@ -52,6 +53,14 @@ def test_photo_share_is_the_share_of_the_photo_mixed_into_the_painted_face(share
     box = (60, 50, 200, 210)
     # detail is linear, so a mix of the two faces shares out exactly (up to float rounding)
     assert photo_share(photo.astype(np.float32), default, painted.astype(np.float32), box) == pytest.approx(share, abs=1e-3)
+
+
+def test_face_lightness_sees_a_face_painted_lighter_that_tonal_layout_cannot(astronaut: np.ndarray) -> None:
+    box = (180, 60, 300, 200)  # the astronaut's face
+    paler = (128 + astronaut.astype(np.float32) / 2).astype(np.uint8)  # every tone lifted, the ranks kept
+    assert tonal_layout(astronaut, paler) > 0.95
+    assert face_lightness(astronaut, astronaut, box) == 0.0
+    assert face_lightness(astronaut, paler, box) > 40 and face_lightness(astronaut, 255 - paler, box) < -40
 
 
 def test_face_detail_cancels_colour_and_shading_shifts() -> None:

@@ -249,6 +249,21 @@ def test_frames_api_paints_frames_people_bring(astronaut: np.ndarray) -> None:
         list(painter.frames(frames, video=VideoOptions(start=2.0, end=1.0)))
 
 
+def test_a_change_of_light_is_painted_not_carried(astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stylize
+
+    painter = stylize.Stylizer(STYLE, "cpu")
+    paint_canvas, painted = painter.pipeline.paint_canvas, []
+    monkeypatch.setattr(painter.pipeline, "paint_canvas", lambda frame, *rest: painted.append(frame.mean())
+                        or paint_canvas(frame, *rest))
+    still = np.ascontiguousarray(astronaut[::4, ::4]).astype(np.float32)
+    gains = (1.0, 1.0, 1.0, 1.0, 1.1, 1.25)  # frames 1 and 3 repeat the light: carried; frame 5 brightens: painted
+    clip = [np.clip(still * gain, 0, 255).astype(np.uint8) for gain in gains]
+    out = list(painter.frames(clip, Options(size=96)))
+    assert len(out) == 6 and all(frame.shape == clip[0].shape for frame in out)
+    assert painted == pytest.approx([clip[index].mean() for index in (0, 2, 4, 5)])
+
+
 def test_progress_counts_the_frames_of_the_cut() -> None:
     from stylize.video import _frames_in
 
