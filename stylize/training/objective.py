@@ -66,7 +66,7 @@ class Objective:
             feats = [lossnet(painting) for painting in paintings]
             self.style = {k: losses.SlicedDistribution([f[k] for f in feats]) for k in losses.STYLE_LAYERS}
             self.palette = losses.SlicedDistribution(paintings)
-            self.tone = losses.ToneLayout(paintings, painting_cell=cfg.painting_tone_cell)
+            self.tone = losses.ToneLayout(paintings, painting_cell=cfg.painting_tone_cell, by_level=cfg.tone_by_level)
 
     def content_targets(self, photo: torch.Tensor, offsets: Sequence[Offset]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
