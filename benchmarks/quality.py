@@ -20,7 +20,7 @@ back keeps every face), so no column is enough alone:
 - **photo share of faces**: how much of the photo's own face detail the default output keeps over
   the fully painted face (``photo_share``): 0 painted, 1 the photo pasted back.
 - **face lightness**: the median luma of each face box, the output's minus the photo's (luma 0-255),
-  averaged over faces. Tonal layout is a rank measure and cannot see a face painted lighter all over (dark
+  averaged over all faces and over the darker half of the photos' faces. Tonal layout is a rank measure and cannot see a face painted lighter all over (dark
   skin made pale, dark hair made mid-grey); the peer's figure beside ours says how far the painting's palette
   moves a face by itself.
 - **hatching**: the strongest spectral peak at the decoder's stamp frequencies (``hatch_peak``),
@@ -131,10 +131,12 @@ def photo_share(photo: np.ndarray, default: np.ndarray, painted: np.ndarray, box
     return float(np.abs(d - f).mean()) / below if below > 0 else 0.0
 
 
-def face_lightness(photo: np.ndarray, output: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """Median luma of the output's face in ``box`` minus the photo's: above 0 the face was painted lighter."""
+def face_lightness(photo: np.ndarray, output: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float, float]:
+    """(the photo's face level, the output's minus it): median lumas in ``box``; above 0 the face was painted
+    lighter."""
     x0, y0, x1, y1 = box
-    return float(np.median(luminance(output[y0:y1, x0:x1])) - np.median(luminance(photo[y0:y1, x0:x1])))
+    level = float(np.median(luminance(photo[y0:y1, x0:x1])))
+    return level, float(np.median(luminance(output[y0:y1, x0:x1]))) - level
 
 
 def hatch_peak(rgb: np.ndarray, scale: float = 1.0) -> float:
@@ -209,7 +211,7 @@ class Scores:
     identity_small: list[float] = field(default_factory=list)
     survived: list[bool] = field(default_factory=list)
     share: list[float] = field(default_factory=list)
-    lightness: list[float] = field(default_factory=list)
+    lightness: list[tuple[float, float]] = field(default_factory=list)  # (photo's face level, output's shift)
     hatch: list[float] = field(default_factory=list)
 
     @staticmethod
@@ -218,17 +220,26 @@ class Scores:
             return "–"
         return f"{100 * sum(d < SAME_PERSON for d in distances) / len(distances):.0f} % of {len(distances)}"
 
+    def lightness_cell(self) -> str:
+        """The mean shift over all faces, and over the darker half (where a face painted pale shows)."""
+        if not self.lightness:
+            return "–"
+        middle = statistics.median(level for level, _ in self.lightness)
+        darker = [shift for level, shift in self.lightness if level <= middle]
+        return f"{statistics.mean(shift for _, shift in self.lightness):+.0f} / {statistics.mean(darker):+.0f}"
+
     def cells(self, painting_hatch: float) -> list[str]:
         return [f"{statistics.mean(self.layout):.2f}", f"{statistics.mean(self.tone_distance):.2f}",
                 f"{statistics.mean(self.style):.3f}", self.kept(self.identity_large), self.kept(self.identity_small),
                 f"{100 * statistics.mean(self.survived):.0f} %" if self.survived else "–",
                 f"{statistics.mean(self.share):.2f}" if self.share else "–",
-                f"{statistics.mean(self.lightness):+.0f}" if self.lightness else "–",
+                self.lightness_cell(),
                 f"{statistics.median(self.hatch):.0f} / {painting_hatch:.0f}"]
 
 
 COLUMNS = ["tonal layout", "ToneLayout distance", "style distance", f"identity, faces ≥ {LARGE_FACE} px",
-           "identity, smaller", "MediaPipe survival", "photo share of faces", "face lightness", "hatching peak: output / painting"]
+           "identity, smaller", "MediaPipe survival", "photo share of faces", "face lightness: all / darker half",
+           "hatching peak: output / painting"]
 
 
 def misses(ours: Scores, peer: Scores | None, painting_hatch: float) -> list[str]:
