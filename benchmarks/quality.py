@@ -20,15 +20,16 @@ back keeps every face), so no column is enough alone:
 - **photo share of faces**: how much of the photo's own face detail the default output keeps over
   the fully painted face (``photo_share``): 0 painted, 1 the photo pasted back.
 - **face lightness**: the median luma of each face box, the output's minus the photo's (luma 0-255),
-  averaged over all faces and over the darker half of the photos' faces. Tonal layout is a rank measure and cannot see a face painted lighter all over (dark
-  skin made pale, dark hair made mid-grey); the peer's figure beside ours says how far the painting's palette
-  moves a face by itself.
+  averaged over all faces and over the darker half of the photos' faces. Tonal layout is a rank measure
+  and cannot see a face painted lighter all over (dark skin made pale, dark hair made mid-grey); the
+  peer's figure beside ours says how far the painting's palette moves a face by itself.
 - **hatching**: the strongest spectral peak at the decoder's stamp frequencies (``hatch_peak``),
   the output's median over photos against the painting's own.
 
 ``--sheets DIR`` also writes, per style, every face of at least ``LARGE_FACE`` px at 100 %:
 photo | stylize | peer, with each output's identity distance. The peer's outputs are cached in
-``--peer-cache`` (keyed by the painting's bytes): it is deterministic and the slowest method.
+``--peer-cache`` (keyed by the painting's bytes and each photo's pixels): it is deterministic and the
+slowest method.
 """
 
 from __future__ import annotations
@@ -285,14 +286,21 @@ def face_sheet(rows: list[tuple[str, list[tuple[np.ndarray, str]]]]) -> Image.Im
     return sheet
 
 
-def peer_outputs(style, photos: dict[str, np.ndarray], cache: Path, device: str) -> dict[str, np.ndarray]:  # noqa: ANN001
+def pixel_digests(photos: dict[str, np.ndarray]) -> dict[str, str]:
+    """name -> sha256 of the photo's pixels: what the peer cache and the photo set's digest are keyed by."""
+    return {name: hashlib.sha256(rgb.tobytes()).hexdigest() for name, rgb in photos.items()}
+
+
+def peer_outputs(style, photos: dict[str, np.ndarray], digests: dict[str, str], cache: Path,  # noqa: ANN001
+                 device: str) -> dict[str, np.ndarray]:
     """The peer's painting of every photo, from ``cache`` when it holds one for this painting's and this photo's
-    pixels (a photo set that changed between runs is painted anew, never compared against stale paintings)."""
+    pixels (``digests``; a photo set that changed between runs is painted anew, never compared against stale
+    paintings)."""
     folder = cache / hashlib.sha256(style.painting.read_bytes()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     outputs, render = {}, None
     for name, rgb in photos.items():
-        path = folder / f"{name}-{hashlib.sha256(rgb.tobytes()).hexdigest()[:12]}.png"
+        path = folder / f"{name}-{digests[name][:12]}.png"
         if not path.is_file():
             render = render or dict(renderers(style, ["peer"], device))["peer"]
             Image.fromarray(render(rgb)).save(path)
@@ -321,7 +329,8 @@ def main() -> None:
     photo_faces = {name: [identity.descriptor(rgb, face_box(face, rgb.shape)) for face in faces[name]]
                    for name, rgb in photos.items()}
     large = sum(is_large(face, photos[name].shape) for name in faces for face in faces[name])
-    photo_set = hashlib.sha256(b"".join(hashlib.sha256(rgb.tobytes()).digest() for rgb in photos.values()))
+    digests = pixel_digests(photos)
+    photo_set = hashlib.sha256(b"".join(bytes.fromhex(digest) for digest in digests.values()))
     print(f"{len(photos)} photos (pixels' sha256 {photo_set.hexdigest()[:12]}: tables compare only within one set), "
           f"{sum(map(len, faces.values()))} faces ({large} of at least {LARGE_FACE} px)", flush=True)
     rows: dict[str, list[str]] = {}
@@ -333,7 +342,7 @@ def main() -> None:
                               args.face_crop))["stylize"]
         painted = ours if args.face_strength == 1.0 else \
             dict(renderers(style, ["stylize"], args.device, 1.0, args.size, args.face_crop))["stylize"]
-        peer = None if args.no_peer else peer_outputs(style, photos, args.peer_cache, args.device)
+        peer = None if args.no_peer else peer_outputs(style, photos, digests, args.peer_cache, args.device)
         scores = {"stylize": Scores(), "peer": Scores()}
         sheet_rows = []
         for name, rgb in photos.items():

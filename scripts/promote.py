@@ -71,8 +71,9 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, ke
 
 
 def stop_shipping(name: str, root: Path) -> None:
-    for path in (root / "weights" / f"{name}.safetensors", root / "styles" / f"{name}.json",
-                 root / "styles" / f"{name}.jpg"):
+    """``name``'s network (or row), its graph, record and preview leave the project (a trunk's graph stays)."""
+    for path in (root / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.onnx",
+                 root / "styles" / f"{name}.json", root / "styles" / f"{name}.jpg"):
         path.unlink(missing_ok=True)
 
 
@@ -85,9 +86,8 @@ def unship(name: str, why: str, root: Path) -> None:
     StyleRecord.read(record_path).updated(unshipped=why, graph_sha256=None).write(kept / f"{name}.json")
     for path in (root / "weights" / f"{name}.safetensors", root / "styles" / f"{name}.jpg"):
         if path.is_file():
-            shutil.move(path, kept / path.name)
-    for path in (record_path, root / "weights" / f"{name}.onnx"):
-        path.unlink(missing_ok=True)
+            shutil.copyfile(path, kept / path.name)
+    stop_shipping(name, root)
 
 
 def promote_catalogue(export_trunk: Path, export: Path, root: Path, ship: list[str], trunk: str) -> None:
@@ -149,7 +149,6 @@ def ship_from(export: Path, styles: list[str], trunk: str, root: Path) -> None:
     else:
         for name in styles:
             ship_style(name, export, root)
-
 
 
 def main() -> None:
