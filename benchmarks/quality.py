@@ -23,6 +23,9 @@ back keeps every face), so no column is enough alone:
   averaged over all faces and over the darker half of the photos' faces. Tonal layout is a rank measure
   and cannot see a face painted lighter all over (dark skin made pale, dark hair made mid-grey); the
   peer's figure beside ours says how far the painting's palette moves a face by itself.
+- **face colour**: the face box's median colour in CIELAB, the output's against the photo's: its chroma as a
+  share of the photo's (below 1: greyer skin) and how far its hue turned, in degrees (warm skin painted teal
+  turns by 100 or more). Lightness cannot see this, and the eye sees it first.
 - **hatching**: the strongest spectral peak at the decoder's stamp frequencies (``hatch_peak``),
   the output's median over photos against the painting's own.
 
@@ -140,6 +143,21 @@ def face_lightness(photo: np.ndarray, output: np.ndarray, box: tuple[int, int, i
     return level, float(np.median(luminance(output[y0:y1, x0:x1]))) - level
 
 
+def face_colour(photo: np.ndarray, output: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float, float]:
+    """(the output's face chroma / the photo's, the hue turn in degrees, 0-180) from the median CIELAB a*, b* of
+    ``box``."""
+    x0, y0, x1, y1 = box
+
+    def median_ab(rgb: np.ndarray) -> np.ndarray:
+        lab = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1], np.uint8), cv2.COLOR_RGB2LAB)
+        return np.median(lab[..., 1:].reshape(-1, 2).astype(np.float64), axis=0) - 128.0
+
+    before, after = median_ab(photo), median_ab(output)
+    chroma = float(np.hypot(*after) / max(np.hypot(*before), 1.0))
+    turn = abs(np.degrees(np.arctan2(after[1], after[0]) - np.arctan2(before[1], before[0])))
+    return chroma, float(min(turn, 360.0 - turn))
+
+
 def hatch_peak(rgb: np.ndarray, scale: float = 1.0) -> float:
     """The strongest of ``HATCH_FREQUENCIES`` (times ``scale``: working size over image size) in the luminance's
     power spectrum, as a multiple of the median power around it (a periodic stamp stands out by orders of
@@ -213,6 +231,7 @@ class Scores:
     survived: list[bool] = field(default_factory=list)
     share: list[float] = field(default_factory=list)
     lightness: list[tuple[float, float]] = field(default_factory=list)  # (photo's face level, output's shift)
+    colour: list[tuple[float, float]] = field(default_factory=list)  # (chroma / the photo's, hue turn in degrees)
     hatch: list[float] = field(default_factory=list)
 
     @staticmethod
@@ -235,11 +254,14 @@ class Scores:
                 f"{100 * statistics.mean(self.survived):.0f} %" if self.survived else "–",
                 f"{statistics.mean(self.share):.2f}" if self.share else "–",
                 self.lightness_cell(),
+                f"{statistics.median(c for c, _ in self.colour):.2f} / {statistics.median(t for _, t in self.colour):.0f}°"
+                if self.colour else "–",
                 f"{statistics.median(self.hatch):.0f} / {painting_hatch:.0f}"]
 
 
 COLUMNS = ["tonal layout", "ToneLayout distance", "style distance", f"identity, faces ≥ {LARGE_FACE} px",
            "identity, smaller", "MediaPipe survival", "photo share of faces", "face lightness: all / darker half",
+           "face colour: chroma / hue turn (medians)",
            "hatching peak: output / painting"]
 
 
@@ -365,6 +387,7 @@ def main() -> None:
                     (s.identity_large if large else s.identity_small).append(d)
                     s.survived.append(finder.check(output, face).survived)
                     s.lightness.append(face_lightness(rgb, output, box))
+                    s.colour.append(face_colour(rgb, output, box))
                     tiles.append((output[shown[1]:shown[3], shown[0]:shown[2]], f"{method} {d:.2f}"))
                 scores["stylize"].share.append(photo_share(rgb, outputs["stylize"], fully_painted, box))
                 if large and (not args.sheet_photos or name in args.sheet_photos):

@@ -412,6 +412,8 @@ def train(
     tone_by_level: bool = typer.Option(TrainConfig.tone_by_level, "--tone-by-level", help="--tone-weight gives "
                                        "each cell the painting's tone at the photo's own light level, not at its "
                                        "rank in the photo (a close-up of dark skin stays dark)."),
+    hue_weight: float = typer.Option(TrainConfig.hue_weight, min=0.0, help="Keep where the photo is warm or cool, "
+                                     "in the painting's colours (skin takes its warm colours, not its teal)."),
     shift_weight: float = typer.Option(TrainConfig.shift_weight, min=0.0, help="Painting a photo moved by 1-3 "
                                        "pixels must move the painting with it (trains out the fine hatching)."),
     directions: int = typer.Option(TrainConfig.directions, min=1,
@@ -480,7 +482,7 @@ def train(
                   content_weight=content_weight, color_weight=color_weight, tone_weight=tone_weight,
                   teacher_weight=teacher_weight, tv_weight=tv_weight, droplet_weight=droplet_weight,
                   shift_weight=shift_weight, painting_tone_cell=painting_tone_cell, tone_by_level=tone_by_level,
-                  directions=directions,
+                  hue_weight=hue_weight, directions=directions,
                   loss_net=loss_net, widths=width_tuple, upsample=upsample, init=init and str(init),
                   identity=identity, distill=distill, identity_style=identity_style, trunk=trunk and str(trunk),
                   whole_network=whole_network, seed=seed, lr=lr, lr_decay_start=lr_decay_start)

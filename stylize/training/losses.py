@@ -134,6 +134,43 @@ class ToneLayout:
         return (cells - target).pow(2).mean(dim=(1, 2, 3)) / self.spread[styles]
 
 
+def opponents(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 2, H, W): warm minus cool (R - B) and green minus magenta (G - (R + B) / 2)."""
+    r, g, b = image.float().unbind(dim=1)
+    return torch.stack([r - b, g - (r + b) / 2], dim=1)
+
+
+class HueLayout:
+    """Where the photo is warm the output should be warm, in the painting's own colours.
+
+    The tonal layout says where the painting's darks and lights go, not its colours: a network may paint warm skin
+    in the painting's teal and a blue sky in its ochre, and faces look ill. Per opponent axis (warm-cool,
+    green-magenta) the target ranks the photo's coarse cells and gives each the painting's coarse colour of the
+    same rank, so the warmest part of the photo takes the painting's warmest colour, never the photo's own.
+    """
+
+    def __init__(self, paintings: Sequence[torch.Tensor], quantiles: int = 1024) -> None:
+        #: (S, 2, Q): each painting's coarse colours along each axis, sorted
+        self.colours = torch.stack([resample_sorted(opponents(F.avg_pool2d(p.float(), TONE_CELL)).flatten(2)[0]
+                                                    .sort(dim=1).values, quantiles) for p in paintings])
+        #: errors relative to each painting's spread along each axis: a muted painting is held as firmly
+        self.spread = self.colours.var(dim=2).clamp_min(1e-4)  # (S, 2)
+
+    def target(self, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        """(B, 2, h, w): each coarse cell of the photo given its painting's colour of the same rank, per axis."""
+        cells = opponents(F.avg_pool2d(photo.float(), TONE_CELL))
+        flat = cells.flatten(2)
+        colours = resample_sorted(self.colours[styles], flat.shape[2])
+        return torch.empty_like(flat).scatter_(2, flat.argsort(dim=2), colours).view_as(cells)
+
+    def distance(self, output: torch.Tensor, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        """Per batch item (B,): mean squared error of the output's coarse colours against ``target``."""
+        with torch.no_grad():
+            target = self.target(photo, styles)
+        cells = opponents(F.avg_pool2d(output.float(), TONE_CELL))
+        return ((cells - target).pow(2).mean(dim=(2, 3)) / self.spread[styles]).mean(dim=1)
+
+
 def teacher_layout(output: torch.Tensor, taught: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of cell colours: where a teacher puts each colour, not its strokes (matching its
     pixels teaches their blurred average: smooth outputs, far from any painting)."""

@@ -67,6 +67,7 @@ class Objective:
             self.style = {k: losses.SlicedDistribution([f[k] for f in feats]) for k in losses.STYLE_LAYERS}
             self.palette = losses.SlicedDistribution(paintings)
             self.tone = losses.ToneLayout(paintings, painting_cell=cfg.painting_tone_cell, by_level=cfg.tone_by_level)
+            self.hue = losses.HueLayout(paintings)
 
     def content_targets(self, photo: torch.Tensor, offsets: Sequence[Offset]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -105,12 +106,17 @@ class Objective:
         style = sum(style_term(feats[k], dist, crop_styles, crop_painted) for k, dist in self.style.items())
         color = style_term(output, self.palette, styles, painted).repeat(len(offsets))
         tone = painted_only(painted, lambda m: self.tone.distance(output[m], photo[m], styles[m])).repeat(len(offsets))
+        hue = painted_only(painted, lambda m: self.hue.distance(output[m], photo[m], styles[m])).repeat(len(offsets)) \
+            if cfg.hue_weight else None
         identity = (output.float() - photo.float()).abs().mean(dim=(1, 2, 3)).repeat(len(offsets))
         per_item = torch.where(crop_painted, cfg.content_weight * content
                                + self.style_weights.to(output.device)[crop_styles] * style
-                               + cfg.color_weight * color + cfg.tone_weight * tone, identity)
+                               + cfg.color_weight * color + cfg.tone_weight * tone
+                               + (0.0 if hue is None else cfg.hue_weight * hue), identity)
         parts = {"content": content.mean(), "style": style.mean(), "color": color.mean(), "tone": tone.mean(),
                  "tv": losses.total_variation(output)}
+        if hue is not None:
+            parts["hue"] = hue.mean()
         parts["total"] = per_item.mean() + cfg.tv_weight * parts["tv"]
         return parts
 
