@@ -248,14 +248,19 @@ class Scores:
         darker = [shift for level, shift in self.lightness if level <= middle]
         return f"{statistics.mean(shift for _, shift in self.lightness):+.0f} / {statistics.mean(darker):+.0f}"
 
+    def colour_cell(self) -> str:
+        """The median chroma share and hue turn over faces (a few faces painted another colour do not set it)."""
+        if not self.colour:
+            return "–"
+        chroma, turn = statistics.median(c for c, _ in self.colour), statistics.median(t for _, t in self.colour)
+        return f"{chroma:.2f} / {turn:.0f}°"
+
     def cells(self, painting_hatch: float) -> list[str]:
         return [f"{statistics.mean(self.layout):.2f}", f"{statistics.mean(self.tone_distance):.2f}",
                 f"{statistics.mean(self.style):.3f}", self.kept(self.identity_large), self.kept(self.identity_small),
                 f"{100 * statistics.mean(self.survived):.0f} %" if self.survived else "–",
                 f"{statistics.mean(self.share):.2f}" if self.share else "–",
-                self.lightness_cell(),
-                f"{statistics.median(c for c, _ in self.colour):.2f} / {statistics.median(t for _, t in self.colour):.0f}°"
-                if self.colour else "–",
+                self.lightness_cell(), self.colour_cell(),
                 f"{statistics.median(self.hatch):.0f} / {painting_hatch:.0f}"]
 
 

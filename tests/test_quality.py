@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.quality import (IdentityJudge, face_box, face_colour, face_detail, face_lightness, hatch_peak, photo_share,
-                                tonal_layout)
+from benchmarks.quality import (IdentityJudge, face_box, face_colour, face_detail, face_lightness, hatch_peak,
+                                photo_share, tonal_layout)
 
 
 def smooth_picture(size: int = 256, seed: int = 0) -> np.ndarray:

@@ -33,6 +33,13 @@ def resample_sorted(values: torch.Tensor, count: int) -> torch.Tensor:
     return F.interpolate(flat, size=count, mode="linear", align_corners=True).reshape(*values.shape[:-1], count)
 
 
+def rank_matched(values: torch.Tensor, sorted_targets: torch.Tensor) -> torch.Tensor:
+    """(..., N) values -> (..., N): each value replaced by the target of the same rank (histogram matching);
+    ``sorted_targets`` (..., Q) at any sample count."""
+    targets = resample_sorted(sorted_targets, values.shape[-1])
+    return torch.empty_like(values).scatter_(-1, values.argsort(dim=-1), targets)
+
+
 def random_directions(channels: int, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """(channels, count) unit vectors, uniform on the sphere."""
     directions = torch.randn(channels, count, generator=generator).to(device)
@@ -122,9 +129,7 @@ class ToneLayout:
             below = place.floor().long().clamp_max(tones.shape[1] - 2)
             share = place - below
             return (tones.gather(1, below) * (1 - share) + tones.gather(1, below + 1) * share).view_as(cells)
-        tones = resample_sorted(self.tones[styles], flat.shape[1])
-        ranked = torch.empty_like(flat).scatter_(1, flat.argsort(dim=1), tones)
-        return ranked.view_as(cells)
+        return rank_matched(flat, self.tones[styles]).view_as(cells)
 
     def distance(self, output: torch.Tensor, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
         """Per batch item (B,): mean squared error of the output's coarse luminance against ``target``."""
@@ -159,9 +164,7 @@ class HueLayout:
     def target(self, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
         """(B, 2, h, w): each coarse cell of the photo given its painting's colour of the same rank, per axis."""
         cells = opponents(F.avg_pool2d(photo.float(), TONE_CELL))
-        flat = cells.flatten(2)
-        colours = resample_sorted(self.colours[styles], flat.shape[2])
-        return torch.empty_like(flat).scatter_(2, flat.argsort(dim=2), colours).view_as(cells)
+        return rank_matched(cells.flatten(2), self.colours[styles]).view_as(cells)
 
     def distance(self, output: torch.Tensor, photo: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
         """Per batch item (B,): mean squared error of the output's coarse colours against ``target``."""
