@@ -27,15 +27,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.network_speed import clock, timed  # a sibling script: CUDA-synchronised timing
+from benchmarks.network_speed import timed
 from stylize.training.objective import JITTER
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def clock(device: torch.device) -> float:
+    """Seconds, after the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 EVAL_SET = ("astronaut", "camera", "chelsea", "coffee")
 
 
@@ -146,7 +154,7 @@ def main() -> None:
         rows: dict[str, list] = {"network": []}
         for name, photo in images.items():
             targets = objective.content_targets(photo, OFFSETS)
-            net_seconds = timed(lambda: net(photo), device, repeats=5)
+            net_seconds = timed(lambda: net(photo).sum().item(), repeats=5)  # .item() waits for the device
             with torch.no_grad():
                 output = net(photo)
             rows["network"].append((score(objective, output, photo, targets), net_seconds))
