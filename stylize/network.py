@@ -1,8 +1,8 @@
 """The feed-forward style network (Johnson et al. 2016), in torch: training, the CUDA path, and the export.
 
 Conditional instance norm (one row of parameters per style), reflection padding, and an
-upsample + conv decoder (no transposed convolutions; bilinear for new networks, nearest for the older ones,
-whose 2x2 blocks the convolution turns into a fine hatching).
+upsample + conv decoder (no transposed convolutions; antialiased bilinear for new networks, plain bilinear or
+nearest for older ones, whose coarse grid shows through as a fine lattice).
 Weights are read and checked by ``stylize.weights`` (numpy) and written here.
 
 A ``NormPass`` carries what the norm layers of one forward pass take from outside: explicit rows
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .weights import Architecture, Weights, read_network, read_rows
+from .weights import UPSAMPLING, Architecture, Weights, read_network, read_rows
 
 
 @dataclass
@@ -92,6 +92,22 @@ class ConditionalInstanceNorm(nn.Module):
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
+def doubled(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """``x`` (B, C, H, W) at twice the size, by ``weights.UPSAMPLING`` ``mode``."""
+    if x.ndim != 4:
+        raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
+    if mode not in UPSAMPLING:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {mode!r}")
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    if mode == "antialiased":
+        # the binomial filter [1, 2, 1] / 4 each way, as two 2x2 means: it removes what is left of the coarse
+        # grid's images (the 4-pixel lattice a bilinear decoder paints) and passes the strokes' frequencies
+        x = F.avg_pool2d(F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 2, stride=1), 2, stride=1)
+    return x
+
+
 def padded_conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
 
@@ -106,8 +122,7 @@ class ConvNormReLU(nn.Module):
 
     def forward(self, x: torch.Tensor, norm_pass: NormPass) -> torch.Tensor:
         if self.upsample:
-            corners = {"align_corners": False} if self.upsample == "bilinear" else {}
-            x = F.interpolate(x, scale_factor=2, mode=self.upsample, **corners)
+            x = doubled(x, self.upsample)
         x = self.norm(self.conv(x), norm_pass)
         return F.relu(x, inplace=True) if self.relu else x
 

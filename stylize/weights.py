@@ -26,8 +26,10 @@ FORMAT_VERSION = "2"
 ARCH_NAME = "johnson2016-cin-upsample-sigmoid"
 #: How the decoder doubles its resolution. Nearest-neighbour repeats each feature in a 2x2 block, and the
 #: convolution after it turns those blocks into a 2- and 4-pixel stamp (the fine hatching of every network trained
-#: with it); bilinear leaves no blocks. Files without the key were trained with nearest.
-UPSAMPLING = ("nearest", "bilinear")
+#: with it); bilinear leaves no blocks, but still lets through the images of the coarse grid (a 4-pixel lattice);
+#: antialiased is bilinear followed by a binomial filter that removes them (``network.doubled``). Files without
+#: the key were trained with nearest.
+UPSAMPLING = ("nearest", "bilinear", "antialiased")
 
 #: The names of the tensors that make a style (a row each per style); every other tensor is the shared trunk.
 NORM_PARAMETERS = (".norm.weight", ".norm.bias")
@@ -44,7 +46,7 @@ class Architecture:
     res_blocks: int = 5
     #: rows of normalisation parameters: one per style the network paints
     styles: int = 1
-    upsample: str = "bilinear"
+    upsample: str = "antialiased"
 
     def to_metadata(self) -> dict[str, str]:
         return {

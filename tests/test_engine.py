@@ -60,7 +60,7 @@ def test_engines_give_the_same_pixels(spec: str, astronaut: np.ndarray) -> None:
 
 
 @needs_torch
-@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear", "antialiased"])
 def test_export_makes_a_graph_that_paints_like_the_network(upsample: str, tmp_path: Path,
                                                            astronaut: np.ndarray) -> None:
     pytest.importorskip("onnx", reason="the export needs onnx (pip install 'stylize[torch]')")

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from conftest import tampered  # noqa: E402
 from stylize.errors import BadWeightsError  # noqa: E402
-from stylize.network import ConditionalInstanceNorm, NormPass, StyleNet, load_rows, load_weights  # noqa: E402
+from stylize.network import ConditionalInstanceNorm, NormPass, StyleNet, doubled, load_rows, load_weights  # noqa: E402
 from stylize.weights import (Architecture, Weights, mix_rows, rows_on, save_style_row, save_trunk,  # noqa: E402
                              save_weights)
 
@@ -23,6 +23,41 @@ def test_forward_keeps_size_and_has_no_transposed_convs() -> None:
     out = model(torch.rand(1, 3, 40, 52))
     assert out.shape == (1, 3, 40, 52)
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "antialiased"])
+def test_doubling_keeps_batch_channels_dtype_and_the_mean(mode: str, dtype: torch.dtype, device: str) -> None:
+    x = torch.rand(2, 5, 7, 9, device=device).to(dtype)
+    y = doubled(x, mode)
+    assert y.shape == (2, 5, 14, 18) and y.dtype == dtype and y.device == x.device
+    assert torch.allclose(y.float().mean(dim=(2, 3)), x.float().mean(dim=(2, 3)), atol=0.03)
+
+
+def test_doubling_refuses_an_unknown_mode_and_a_wrong_shape() -> None:
+    with pytest.raises(ValueError, match="upsample must be one of nearest, bilinear, antialiased, got 'bicubic'"):
+        doubled(torch.rand(1, 3, 8, 8), "bicubic")
+    with pytest.raises(ValueError, match=r"expected \(B, C, H, W\), got shape \(3, 8, 8\)"):
+        doubled(torch.rand(3, 8, 8), "antialiased")
+
+
+def test_an_antialiased_decoder_paints_no_lattice(astronaut: np.ndarray) -> None:
+    """A bilinear decoder lets the encoder's 4-pixel grid through as a lattice over the picture, which the
+    networks trained with it carry; the binomial filter after each doubling removes it, the weights unchanged."""
+    from benchmarks.quality import hatch_peak
+
+    photo = torch.from_numpy(astronaut[::2, ::2].copy()).permute(2, 0, 1)[None].float() / 255
+    peaks = {}
+    for mode in ("bilinear", "antialiased"):
+        torch.manual_seed(0)  # the same weights for both decoders
+        with torch.no_grad():
+            out = StyleNet(Architecture((8, 16, 24), 1, upsample=mode)).eval()(photo)
+        peaks[mode] = hatch_peak((out[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    assert peaks["bilinear"] > 20 and peaks["antialiased"] < peaks["bilinear"] / 5, peaks
 
 
 @pytest.mark.parametrize("arch", [Architecture(), Architecture((8, 16, 24), 3, styles=4)])

@@ -87,9 +87,9 @@ def test_resume_continues_exactly(tmp_path: Path, astronaut: np.ndarray, tiny_lo
         assert torch.equal(a, b), name
 
 
-def test_a_nearest_network_trains_on_with_bilinear_upsampling(tmp_path: Path, astronaut: np.ndarray,
+def test_a_nearest_network_trains_on_with_antialiased_upsampling(tmp_path: Path, astronaut: np.ndarray,
                                                               tiny_lossnet: None) -> None:
-    """A warm start across the decoder's upsampling: the weights carry over, the new file says bilinear, and a
+    """A warm start across the decoder's upsampling: the weights carry over, the new file says antialiased (the default), and a
     record made before the choice reads back as nearest (what every older network was)."""
     content, style = make_data(tmp_path, astronaut)
     older = replace(config(tmp_path / "a", content, style, steps=2), upsample="nearest")
@@ -97,13 +97,13 @@ def test_a_nearest_network_trains_on_with_bilinear_upsampling(tmp_path: Path, as
     assert nearest.arch.upsample == "nearest"
     warm = replace(config(tmp_path / "b", content, style, steps=1), lr=1e-9,
                    init=str(tmp_path / "a" / "weights" / "tiny.safetensors"))
-    bilinear = load_weights(train(warm))
-    assert bilinear.arch.upsample == "bilinear"
-    for (name, a), (_, b) in zip(nearest.state_dict().items(), bilinear.state_dict().items()):
+    antialiased = load_weights(train(warm))
+    assert antialiased.arch.upsample == "antialiased"
+    for (name, a), (_, b) in zip(nearest.state_dict().items(), antialiased.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-3), name  # a step at lr 1e-9 moves nothing
     photo = torch.from_numpy(astronaut[:64, :64].copy()).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
-        assert (nearest(photo) - bilinear(photo)).abs().max() > 1e-3  # the same weights, another decoder
+        assert (nearest(photo) - antialiased(photo)).abs().max() > 1e-3  # the same weights, another decoder
     record = json.loads((tmp_path / "a" / "styles" / "tiny.json").read_text())["training"]["recipe"]
     assert record["upsample"] == "nearest"
     del record["upsample"]

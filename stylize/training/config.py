@@ -65,7 +65,7 @@ class TrainConfig:
     res_blocks: int = 5
     #: the decoder's upsampling (``weights.UPSAMPLING``); a warm start from a network of the other kind trains on
     #: with this one (a row on a frozen trunk keeps the trunk's)
-    upsample: str = "bilinear"
+    upsample: str = "antialiased"
     loss_net: str = "hed"
     seed: int = 0
     init: str | None = None
