@@ -38,13 +38,14 @@ from stylize.training.objective import JITTER
 
 ROOT = Path(__file__).resolve().parents[1]
 
+EVAL_SET = ("astronaut", "camera", "chelsea", "coffee")
+
 
 def clock(device: torch.device) -> float:
     """Seconds, after the device's queued work is done (CUDA runs asynchronously)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
-EVAL_SET = ("astronaut", "camera", "chelsea", "coffee")
 
 
 def eval_images(size: int) -> dict[str, torch.Tensor]:

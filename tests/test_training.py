@@ -88,9 +88,9 @@ def test_resume_continues_exactly(tmp_path: Path, astronaut: np.ndarray, tiny_lo
 
 
 def test_a_nearest_network_trains_on_with_antialiased_upsampling(tmp_path: Path, astronaut: np.ndarray,
-                                                              tiny_lossnet: None) -> None:
-    """A warm start across the decoder's upsampling: the weights carry over, the new file says antialiased (the default), and a
-    record made before the choice reads back as nearest (what every older network was)."""
+                                                                 tiny_lossnet: None) -> None:
+    """A warm start across the decoder's upsampling: the weights carry over, the new file says antialiased (the
+    default), and a record made before the choice reads back as nearest (what every older network was)."""
     content, style = make_data(tmp_path, astronaut)
     older = replace(config(tmp_path / "a", content, style, steps=2), upsample="nearest")
     nearest = load_weights(train(older))
