@@ -318,9 +318,13 @@ def test_the_page_in_a_real_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         wait.until(lambda b: "3 styles ready" in b.find_element(By.ID, "status").text)
         chooser = browser.find_element(By.ID, "file")
         chooser.send_keys(str(first))
-        wait.until(lambda b: "Painting фото.jpg" in b.find_element(By.ID, "status").text)
-        chooser.send_keys(str(second))  # while the first photo's thumbnails are painting
-        wait.until(lambda b: "Pick a style" in b.find_element(By.ID, "status").text)
+        # the first photo's strip has begun (not its status: that can last less than a poll)
+        WebDriverWait(browser, 120, poll_frequency=0.05).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, ".thumb")) == 3)
+        first_original = browser.find_element(By.ID, "before").get_attribute("src")
+        chooser.send_keys(str(second))  # most often while the first photo's thumbnails are painting
+        wait.until(lambda b: b.find_element(By.ID, "before").get_attribute("src") != first_original
+                   and "Pick a style" in b.find_element(By.ID, "status").text)
         time.sleep(1.0)  # anything the first photo still had on its way would land now
         thumbs = browser.find_elements(By.CSS_SELECTOR, ".thumb")
         assert len(thumbs) == 3  # one per style, not one per style per upload
