@@ -34,6 +34,13 @@ from stylize.weights import file_sha256, identity_row, is_trunk
 FROM_CANDIDATE = ("architecture", "training", "weights_sha256", "trunk", "trunk_sha256")
 
 
+def network_history(meta: dict) -> dict:
+    """A shipped record's network and the run that made it, chained back through what that run started from."""
+    before = meta["training"]
+    return {**{key: meta[key] for key in ("weights_sha256", "trunk_sha256") if key in meta},
+            **{key: before[key] for key in ("steps", "seconds", "init_weights", "replaces", "note") if key in before}}
+
+
 def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, kept_row: Path | None = None) -> None:
     """Weights (a whole network or a row), preview and merged metadata of ``name`` into the project at ``root``.
     ``kept_row``: the unshipped row a new style was trained on from, recorded like the weights a shipped one left."""
@@ -48,18 +55,17 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, ke
     # what the run started from (recorded since 2026-11-27; older records started from what shipped)
     init_sha256 = training.get("init_sha256")
     from_shipped = init_sha256 is None or init_sha256 in (meta.get("weights_sha256"), meta.get("trunk_sha256"))
+    replaced = network_history(meta) if shipped_before and "training" in meta else None
     if training["recipe"].get("init"):  # warm-started: record from what
-        if shipped_before and "training" in meta and from_shipped:
-            before = meta["training"]
-            training["init_weights"] = {
-                **{key: meta[key] for key in ("weights_sha256", "trunk_sha256") if key in meta},
-                "steps": before["steps"], "seconds": before["seconds"],
-                **({"init_weights": before["init_weights"]} if "init_weights" in before else {})}
+        if replaced is not None and from_shipped:
+            training["init_weights"] = replaced
         elif kept_row is not None and kept_row.is_file():
             training["init_weights"] = {"weights_sha256": file_sha256(kept_row),
                                         "trunk_sha256": candidate["trunk_sha256"]}
         elif init_sha256 is not None:  # a candidate that never shipped: its own record was not kept
             training["init_weights"] = {"weights_sha256": init_sha256, "file": training["recipe"]["init"]}
+    if replaced is not None and training.get("init_weights") is not replaced:
+        training["replaces"] = replaced  # started elsewhere: the shipped network's history is kept beside it
     for key in FROM_CANDIDATE:
         meta.pop(key, None)
         if key in candidate:

@@ -10,7 +10,8 @@ What the fields mean:
   ``trunk_sha256``: the multi-style network it is a row of; ``graph_sha256``: its network's ONNX graph's;
   ``face_row_sha256``: its face row's (``weights/NAME.face.safetensors``), where it has one;
 - ``architecture`` and ``training``: the network's shape, and the recipe, steps and losses of the run that
-  made it (``training.init_weights``: what that run started from).
+  made it (``training.init_weights``: what that run started from; ``training.replaces``: the shipped network
+  it replaced, where the run started elsewhere).
 
 Fields a record does not know are kept as they are.
 """

@@ -215,6 +215,7 @@ def test_promote_records_what_a_whole_network_was_trained_from(
         chained = after["training"]["init_weights"]
         if init_sha256 == never_shipped:
             assert chained == {"weights_sha256": never_shipped, "file": "runs/x/weights/solo.safetensors"}
+            assert after["training"]["replaces"]["weights_sha256"] == before["weights_sha256"]
         else:
             assert chained["weights_sha256"] == init_sha256 and chained["steps"] == before["training"]["steps"]
 
