@@ -1,5 +1,5 @@
-"""Aligned face crops of the training photos, for training a style's face row (``stylize train --trunk
-weights/NAME.safetensors --content-dir DIR``): the face pass paints crops like these, so its row learns on them.
+"""Aligned face crops of the training photos, for training a style's face network (``stylize train --init
+weights/NAME.safetensors --content-dir DIR``, ``docs/training.md``): the face pass paints crops like these.
 
     .venv/bin/python -m scripts.face_crops ../shared/data/content runs/face_crops
 

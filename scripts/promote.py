@@ -13,6 +13,11 @@ hand-checked metadata (title, provenance, face strength...) is kept; architectur
 are the candidate's. A trunk that no shipped style paints with any more leaves the package. Then the onnxruntime
 graphs are made current (``stylize export``).
 
+    .venv/bin/python -m scripts.promote runs/kiss_face the_kiss --face
+
+A face network (trained from a shipped style's network on aligned face crops, ``docs/training.md``) ships as
+``weights/NAME.face.safetensors`` and paints that style's faces; a style's new network drops the old one's.
+
     .venv/bin/python -m scripts.promote --unship mona_lisa --why "hatching 12 > 2 x the painting's 4"
 
 A style that misses the targets leaves the package: its network, preview and record (with why) go to
@@ -32,6 +37,8 @@ from stylize.weights import file_sha256, identity_row, is_trunk
 
 #: What a candidate's record brings; everything else in a shipped record is kept.
 FROM_CANDIDATE = ("architecture", "training", "weights_sha256", "trunk", "trunk_sha256")
+#: A style's face network (or row) and its graph and training, which are made from its network.
+FACE_FIELDS = ("face_sha256", "face_graph_sha256", "face_training")
 
 
 def network_history(meta: dict) -> dict:
@@ -73,7 +80,33 @@ def ship_style(name: str, export: Path, root: Path, trunk: str | None = None, ke
     if trunk:
         meta["trunk"] = trunk
     meta.pop("graph_sha256", None)  # the export below records the current graph's
+    if any(key in meta for key in FACE_FIELDS):  # made from the network this one replaces
+        print(f"{name}: its face network (or row) was made from the network replaced; it stops shipping")
+    for key in FACE_FIELDS:
+        meta.pop(key, None)
     StyleRecord(meta).write(shipped_path)
+    drop_face(name, root)
+
+
+def ship_face(name: str, export: Path, root: Path) -> None:
+    """``name``'s face network from a candidate trained from the shipped network on face crops (``stylize train
+    --init weights/NAME.safetensors --content-dir FACE_CROPS``): it paints the style's aligned face crops; the
+    run's record is kept as ``face_training``."""
+    record_path = root / "styles" / f"{name}.json"
+    if not record_path.is_file():
+        raise SystemExit(f"{name} is not a shipped style")
+    shipped = StyleRecord.read(record_path)
+    training = dict(StyleRecord.read(export / "styles" / f"{name}.json")).get("training", {})
+    if training.get("init_sha256") != shipped.sha256("weights_sha256"):
+        raise SystemExit(f"{export}: a face network must be trained from the shipped {name} network (--init)")
+    face = root / "weights" / f"{name}.face.safetensors"
+    shutil.copyfile(export / "weights" / f"{name}.safetensors", face)
+    shipped.updated(face_sha256=file_sha256(face), face_graph_sha256=None, face_training=training).write(record_path)
+
+
+def drop_face(name: str, root: Path) -> None:
+    for path in (root / "weights" / f"{name}.face.safetensors", root / "weights" / f"{name}.face.onnx"):
+        path.unlink(missing_ok=True)
 
 
 def stop_shipping(name: str, root: Path) -> None:
@@ -81,6 +114,7 @@ def stop_shipping(name: str, root: Path) -> None:
     for path in (root / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.onnx",
                  root / "styles" / f"{name}.json", root / "styles" / f"{name}.jpg"):
         path.unlink(missing_ok=True)
+    drop_face(name, root)
 
 
 def unship(name: str, why: str, root: Path) -> None:
@@ -89,8 +123,10 @@ def unship(name: str, why: str, root: Path) -> None:
     if not record_path.is_file():
         raise SystemExit(f"{name} is not a shipped style")
     kept.mkdir(exist_ok=True)
-    StyleRecord.read(record_path).updated(unshipped=why, graph_sha256=None).write(kept / f"{name}.json")
-    for path in (root / "weights" / f"{name}.safetensors", root / "styles" / f"{name}.jpg"):
+    StyleRecord.read(record_path).updated(unshipped=why, graph_sha256=None, face_graph_sha256=None).write(
+        kept / f"{name}.json")
+    for path in (root / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.face.safetensors",
+                 root / "styles" / f"{name}.jpg"):
         if path.is_file():
             shutil.copyfile(path, kept / path.name)
     stop_shipping(name, root)
@@ -163,6 +199,8 @@ def main() -> None:
     parser.add_argument("styles", nargs="*", help="the styles to ship")
     parser.add_argument("--unship", nargs="+", default=[], metavar="STYLE", help="styles that stop shipping")
     parser.add_argument("--why", help="with --unship: the targets they miss, kept in their records")
+    parser.add_argument("--face", action="store_true",
+                        help="the candidate is each named style's face network, trained from its shipped network")
     parser.add_argument("--trunk", default="catalogue",
                         help="the shipped catalogue a candidate trunk replaces (a new name ships a second trunk)")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
@@ -174,6 +212,9 @@ def main() -> None:
             unship(name, args.why, args.root)
     elif not (args.export and args.styles):
         parser.error("name a candidate and the styles to ship, or --unship STYLE... --why TEXT")
+    elif args.face:
+        for name in args.styles:
+            ship_face(name, args.export, args.root)
     else:
         ship_from(args.export, args.styles, args.trunk, args.root)
     for trunk in drop_unused_trunks(args.root):

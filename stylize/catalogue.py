@@ -77,11 +77,12 @@ class Style:
         return self.weights.parent / "trunks" / f"{trunk}.safetensors" if trunk else None
 
     @property
-    def face_row(self) -> Path | None:
-        """A row of this style's own network that paints the aligned face crops (trained on faces, keeping more of
-        their light and dark), recorded with its sha256 (``face_row_sha256``); None: faces use the style's row."""
+    def face_weights(self) -> Path | None:
+        """What paints this style's aligned face crops, recorded with its sha256 (``face_sha256``): a row of the
+        style's own network, or a whole network trained from it on face crops (a face network: it can keep more
+        of a face's features than a row alone); None: faces use the style's own network."""
         path = self.weights.with_name(f"{self.name}.face.safetensors")
-        return path if self.record.sha256("face_row_sha256") and self.trunk is None else None
+        return path if self.record.sha256("face_sha256") and self.trunk is None else None
 
     @property
     def graph_sha256(self) -> str | None:
@@ -184,13 +185,18 @@ def select(spec: str, root: Path | None = None) -> Style | Blend:
     return Blend(tuple(parts)) if len(parts) > 1 else parts[0][0]
 
 
-def read_face_selection(selection: Style | Blend, weights: "Weights") -> "Weights | None":
-    """``weights`` (``selection``'s, as read) with its face row, where it has one (else None: faces use its own)."""
-    from .weights import with_row
+def read_face_selection(selection: Style | Blend, weights: "Weights") -> "tuple[Weights, str | None] | None":
+    """What paints ``selection``'s faces, where it has its own (``Style.face_weights``), and the sha256 its graph
+    is checked against: ``weights`` (``selection``'s, as read) with its face row, on the style's graph; or its face
+    network, on the face network's own graph (``face_graph_sha256``). None: faces use ``weights``."""
+    from .weights import is_row, read_network, with_row
 
-    if not isinstance(selection, Style) or selection.face_row is None:
+    if not isinstance(selection, Style) or selection.face_weights is None:
         return None
-    return with_row(weights, selection.face_row, selection.record.sha256("face_row_sha256"))
+    path, record = selection.face_weights, selection.record
+    if is_row(path):
+        return with_row(weights, path, record.sha256("face_sha256")), selection.graph_sha256
+    return read_network(path, record.sha256("face_sha256")), record.sha256("face_graph_sha256")
 
 
 def read_selection(selection: Style | Blend) -> "Weights":

@@ -282,6 +282,8 @@ def styles(
     for style in shipped:
         widths = style.record.architecture.get("widths", "?")
         network = f"{style.trunk.stem} {widths} (blends)" if style.trunk else f"its own {widths}"
+        if style.face_weights is not None:
+            network += ", a face network"
         table.add_row(style.name, style.short_title, style.artist, style.short_year, network)
     Console().print(table)
 

@@ -23,7 +23,7 @@ from .catalogue import Style, catalogue_root, list_styles, read_selection
 from .engines.onnx import GRAPH_FORMAT, INPUTS, OUTPUTS, graph_path, stale_graph_reason
 from .errors import BadWeightsError
 from .network import NormPass, StyleNet
-from .weights import NORM_PARAMETERS, Weights, file_sha256
+from .weights import NORM_PARAMETERS, Weights, file_sha256, is_row, read_network
 
 OPSET = 17
 
@@ -99,20 +99,31 @@ def _is_current(weights: Weights) -> bool:
 
 
 def export_catalogue(root: Path | None = None) -> list[tuple[Path, list[Style]]]:
-    """A current graph for every installed style's network (a graph already current is kept as it is), and its
-    sha256 recorded in each style's metadata file. Returns each graph with the styles it paints."""
+    """A current graph for every installed style's network and face network (a graph already current is kept as
+    it is), and its sha256 recorded in each style's metadata file. Returns each graph with the styles it paints."""
+    root = root or catalogue_root()
     by_source: dict[Path, list[Style]] = {}  # one graph per whole network or trunk, read once
     for style in list_styles(root):
         by_source.setdefault(style.trunk or style.weights, []).append(style)
     written = []
     for styles in by_source.values():
-        weights = read_selection(styles[0])
-        path = graph_path(weights.source)
-        path, digest = (path, file_sha256(path)) if _is_current(weights) else export(weights)
+        path, digest = current_graph(read_selection(styles[0]))
         for style in styles:
-            if style.graph_sha256 == digest:
-                continue
-            style.record.updated(graph_sha256=digest).write((root or catalogue_root()) / "styles" /
-                                                            f"{style.name}.json")
+            if style.graph_sha256 != digest:
+                style.record.updated(graph_sha256=digest).write(root / "styles" / f"{style.name}.json")
         written.append((path, styles))
+    for style in list_styles(root):  # face networks: a graph each (a face row paints on its style's graph)
+        face = style.face_weights
+        if face is None or is_row(face):
+            continue
+        path, digest = current_graph(read_network(face, style.record.sha256("face_sha256")))
+        if style.record.sha256("face_graph_sha256") != digest:
+            style.record.updated(face_graph_sha256=digest).write(root / "styles" / f"{style.name}.json")
+        written.append((path, [style]))
     return written
+
+
+def current_graph(weights: Weights) -> tuple[Path, str]:
+    """``weights``' graph and its sha256, exported only where the one on disk is missing, stale or damaged."""
+    path = graph_path(weights.source)
+    return (path, file_sha256(path)) if _is_current(weights) else export(weights)

@@ -68,9 +68,11 @@ class Pipeline:
         self.style = style
         weights = read_selection(style)
         self.engine = open_engine(weights, device, engine, style.graph_sha256, threads)
-        face_weights = read_face_selection(style, weights)  # the same network with its face row, where it has one
-        self.face_engine = self.engine if face_weights is None else \
-            open_engine(face_weights, device, engine, style.graph_sha256, threads)
+        self.face_engine = self.engine
+        face = read_face_selection(style, weights)  # its face row or face network, where it has one
+        if face is not None:
+            face_weights, face_graph_sha256 = face
+            self.face_engine = open_engine(face_weights, device, engine, face_graph_sha256, threads)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
 
     def run(self, photo: Photo, options: Options = Options(), found: Sequence["Face"] | None = None) -> Rendering:

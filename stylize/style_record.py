@@ -8,7 +8,9 @@ What the fields mean:
 - ``face_strength``: the face strength it is painted with by default (``Options.face_strength``);
 - ``weights_sha256``: its weights file's (a whole network, or a row of ``trunk``); ``trunk`` and
   ``trunk_sha256``: the multi-style network it is a row of; ``graph_sha256``: its network's ONNX graph's;
-  ``face_row_sha256``: its face row's (``weights/NAME.face.safetensors``), where it has one;
+  ``face_sha256``: what paints its faces, where it has its own (``weights/NAME.face.safetensors``: a row of its
+  network, or a face network trained from it on face crops), with ``face_graph_sha256`` (a face network's
+  graph) and ``face_training`` (the run that made it);
 - ``architecture`` and ``training``: the network's shape, and the recipe, steps and losses of the run that
   made it (``training.init_weights``: what that run started from; ``training.replaces``: the shipped network
   it replaced, where the run started elsewhere).
@@ -67,7 +69,7 @@ class StyleRecord(Mapping):
         return str(self._fields.get(key, default))
 
     def sha256(self, key: str) -> str | None:
-        """A recorded sha256 (``weights_sha256``, ``trunk_sha256``, ``graph_sha256``, ``face_row_sha256``)."""
+        """A recorded sha256 (``weights_sha256``, ``trunk_sha256``, ``graph_sha256``, ``face_sha256``...)."""
         value = self._fields.get(key)
         return value if isinstance(value, str) else None
 

@@ -251,6 +251,11 @@ def is_trunk(path: Path) -> bool:
     return read_metadata(path).get("kind") == "trunk"
 
 
+def is_row(path: Path) -> bool:
+    """Whether ``path`` is one style's row of normalisation parameters (rather than a whole network)."""
+    return read_metadata(path).get("kind") == "style-row"
+
+
 def identity_row(trunk: Path) -> Path:
     """Where a catalogue keeps its identity row: beside its trunk, since it is no painting to list."""
     return trunk.with_suffix(".identity.safetensors")

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import stylize
-from conftest import install_catalogue_rows, install_shipped_style, needs_torch, shipped_row_pair, tampered
+from conftest import PROJECT, install_catalogue_rows, install_shipped_style, needs_torch, shipped_row_pair, tampered
 
 
 @pytest.fixture()
@@ -50,17 +50,16 @@ def test_bad_blends_are_clear_errors(rows_catalogue: Path, spec: str, message: s
         stylize.Stylizer(spec, device="cpu")
 
 
-def test_shipped_trunks_blend_within_and_refuse_across(astronaut: np.ndarray) -> None:
-    """The shipped styles come from more than one trunk: rows blend with rows of their own trunk only, since a
-    row means something only on the convolutions it was learnt with."""
+def test_shipped_rows_blend_within_their_trunk_and_whole_networks_with_nothing(astronaut: np.ndarray) -> None:
+    """A shipped trunk has styles that blend; a row means something only on the convolutions it was learnt with,
+    so a style that is a network of its own blends with nothing."""
     by_trunk: dict[str, list[str]] = {}
     for style in stylize.list_styles():
         if style.trunk is not None:
             by_trunk.setdefault(style.trunk.stem, []).append(style.name)
-    assert len(by_trunk) >= 2
     blending = next(names for names in by_trunk.values() if len(names) >= 2)  # a trunk with styles to blend
     first, second = blending[:2]
-    other = next(names[0] for names in by_trunk.values() if names is not blending)
+    other = next(style.name for style in stylize.list_styles() if style.trunk is None)
     with pytest.raises(stylize.StylizeError, match="one multi-style network"):
         stylize.Stylizer(f"{first}:0.5,{other}:0.5", device="cpu")
     photo = astronaut[::4, ::4]
@@ -342,14 +341,71 @@ def test_a_face_row_paints_the_faces_and_nothing_else(tmp_path: Path, astronaut:
     plain = np.asarray(stylize.Stylizer("painted", device="cpu")(astronaut, face_strength=1.0), np.int16)
     meta_path = tmp_path / "styles" / "painted.json"
     meta = json.loads(meta_path.read_text())
-    meta_path.write_text(json.dumps({**meta, "face_row_sha256": file_sha256(face_row)}))
+    meta_path.write_text(json.dumps({**meta, "face_sha256": file_sha256(face_row)}))
     with_row = np.asarray(stylize.Stylizer("painted", device="cpu")(astronaut, face_strength=1.0), np.int16)
     diff = np.abs(with_row - plain).max(axis=2)
     assert diff[60:180, 170:280].mean() > 5  # her face is painted by the face row
     assert diff[400:].max() == 0 and diff[:, :100].max() == 0  # far from it, the style's own row
-    meta_path.write_text(json.dumps({**meta, "face_row_sha256": "0" * 64}))
+    meta_path.write_text(json.dumps({**meta, "face_sha256": "0" * 64}))
     with pytest.raises(stylize.BadWeightsError, match="sha256"):
         stylize.Stylizer("painted", device="cpu")
+
+
+@needs_torch  # promotion exports the face network's graph
+def test_a_face_network_paints_the_faces_on_its_own_graph_until_its_style_is_retrained(
+        tmp_path: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``promote --face``: a whole network trained from the style's own (here another painter's, for a visible
+    change) paints the aligned faces, on each engine, and nothing else; it must come from the shipped network,
+    its graph is checked, and a new network for the style drops it."""
+    from scripts.promote import main as promote
+    from stylize.weights import file_sha256
+
+    install_shipped_style(tmp_path, "starry_night", "painted")
+    monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
+    network, record_path = tmp_path / "weights" / "painted.safetensors", tmp_path / "styles" / "painted.json"
+    export = tmp_path / "runs" / "face"
+    (export / "weights").mkdir(parents=True)
+    (export / "styles").mkdir()
+    shutil.copyfile(PROJECT / "weights" / "moulin_rouge.safetensors", export / "weights" / "painted.safetensors")
+
+    def candidate(init_sha256: str) -> None:
+        (export / "styles" / "painted.json").write_text(json.dumps(
+            {"name": "painted", "training": {"recipe": {"content_weight": 4.0}, "init_sha256": init_sha256}}))
+        monkeypatch.setattr(sys, "argv", ["promote.py", str(export), "painted", "--face", "--root", str(tmp_path)])
+        promote()
+
+    plain = {engine: np.asarray(stylize.Stylizer("painted", device="cpu", engine=engine)(astronaut, face_strength=1.0),
+                                np.int16) for engine in ("onnxruntime", "torch")}
+    with pytest.raises(SystemExit, match="trained from the shipped painted network"):
+        candidate("ab" * 32)
+    assert not (tmp_path / "weights" / "painted.face.safetensors").exists()
+    candidate(file_sha256(network))
+    record = json.loads(record_path.read_text())
+    face_graph = tmp_path / "weights" / "painted.face.onnx"
+    assert record["face_sha256"] == file_sha256(tmp_path / "weights" / "painted.face.safetensors")
+    assert record["face_graph_sha256"] == file_sha256(face_graph) and record["face_training"]["recipe"]
+    painted = {}
+    for engine in ("onnxruntime", "torch"):
+        painted[engine] = np.asarray(stylize.Stylizer("painted", device="cpu", engine=engine)(
+            astronaut, face_strength=1.0), np.int16)
+        diff = np.abs(painted[engine] - plain[engine]).max(axis=2)
+        assert diff[60:180, 170:280].mean() > 5  # her face is the face network's
+        assert diff[400:].max() == 0 and diff[:, :100].max() == 0  # far from it, the style's own network
+    assert np.abs(painted["onnxruntime"] - painted["torch"]).mean() < 2  # the face graph is that network's
+    record_path.write_text(json.dumps({**record, "face_graph_sha256": "0" * 64}))
+    with pytest.raises(stylize.BadWeightsError, match="sha256"):
+        stylize.Stylizer("painted", device="cpu", engine="onnxruntime")
+    record_path.write_text(json.dumps(record))
+    shutil.copyfile(network, export / "weights" / "painted.safetensors")  # the style itself retrained
+    (export / "styles" / "painted.json").write_text(json.dumps(
+        {"name": "painted", "training": {"recipe": {}, "init_sha256": file_sha256(network)}}))
+    Image.fromarray(astronaut[::8, ::8]).save(export / "styles" / "painted.jpg")
+    monkeypatch.setattr(sys, "argv", ["promote.py", str(export), "painted", "--root", str(tmp_path)])
+    promote()
+    assert not {"face_sha256", "face_graph_sha256", "face_training"} & set(json.loads(record_path.read_text()))
+    assert not (tmp_path / "weights" / "painted.face.safetensors").exists() and not face_graph.exists()
+    again = np.asarray(stylize.Stylizer("painted", device="cpu", engine="torch")(astronaut, face_strength=1.0))
+    assert np.array_equal(again, plain["torch"])
 
 
 def test_the_style_record_is_read_and_written_in_one_place(tmp_path: Path) -> None:
