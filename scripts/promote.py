@@ -30,7 +30,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from stylize.catalogue import list_styles
+from stylize.catalogue import face_weights_path, list_styles
+from stylize.engines.onnx import graph_path
 from stylize.style_record import StyleRecord
 from stylize.export import export_catalogue
 from stylize.weights import file_sha256, identity_row, is_trunk
@@ -99,13 +100,14 @@ def ship_face(name: str, export: Path, root: Path) -> None:
     training = dict(StyleRecord.read(export / "styles" / f"{name}.json")).get("training", {})
     if training.get("init_sha256") != shipped.sha256("weights_sha256"):
         raise SystemExit(f"{export}: a face network must be trained from the shipped {name} network (--init)")
-    face = root / "weights" / f"{name}.face.safetensors"
+    face = face_weights_path(root / "weights" / f"{name}.safetensors")
     shutil.copyfile(export / "weights" / f"{name}.safetensors", face)
     shipped.updated(face_sha256=file_sha256(face), face_graph_sha256=None, face_training=training).write(record_path)
 
 
 def drop_face(name: str, root: Path) -> None:
-    for path in (root / "weights" / f"{name}.face.safetensors", root / "weights" / f"{name}.face.onnx"):
+    face = face_weights_path(root / "weights" / f"{name}.safetensors")
+    for path in (face, graph_path(face)):
         path.unlink(missing_ok=True)
 
 
@@ -125,8 +127,8 @@ def unship(name: str, why: str, root: Path) -> None:
     kept.mkdir(exist_ok=True)
     StyleRecord.read(record_path).updated(unshipped=why, graph_sha256=None, face_graph_sha256=None).write(
         kept / f"{name}.json")
-    for path in (root / "weights" / f"{name}.safetensors", root / "weights" / f"{name}.face.safetensors",
-                 root / "styles" / f"{name}.jpg"):
+    network = root / "weights" / f"{name}.safetensors"
+    for path in (network, face_weights_path(network), root / "styles" / f"{name}.jpg"):
         if path.is_file():
             shutil.copyfile(path, kept / path.name)
     stop_shipping(name, root)

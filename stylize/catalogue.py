@@ -81,8 +81,7 @@ class Style:
         """What paints this style's aligned face crops, recorded with its sha256 (``face_sha256``): a row of the
         style's own network, or a whole network trained from it on face crops (a face network: it can keep more
         of a face's features than a row alone); None: faces use the style's own network."""
-        path = self.weights.with_name(f"{self.name}.face.safetensors")
-        return path if self.record.sha256("face_sha256") and self.trunk is None else None
+        return face_weights_path(self.weights) if self.record.sha256("face_sha256") and self.trunk is None else None
 
     @property
     def graph_sha256(self) -> str | None:
@@ -183,6 +182,11 @@ def select(spec: str, root: Path | None = None) -> Style | Blend:
         raise UnknownStyleError(f"style blend {spec!r}: only styles of one multi-style network blend "
                                 "(see `stylize styles`)")
     return Blend(tuple(parts)) if len(parts) > 1 else parts[0][0]
+
+
+def face_weights_path(weights: Path) -> Path:
+    """Where the face network (or row) of the style whose weights are ``weights`` lives: beside them."""
+    return weights.with_name(f"{weights.stem}.face.safetensors")
 
 
 def read_face_selection(selection: Style | Blend, weights: "Weights") -> "tuple[Weights, str | None] | None":
